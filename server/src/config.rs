@@ -1,0 +1,421 @@
+//! Command line and environment configuration (SPEC §11).
+//!
+//! Every setting is a flag with an environment fallback and a working default, so a bare
+//! `sop-server` starts a standalone server (SQLite and a local signing key under `./sop-data`).
+//! `--data-dir`, `--database-url` and `--log-format` are global: every subcommand accepts them.
+//!
+//! Anything that may carry a credential (database and JWKS URLs) is a [`SecretUrl`], whose `Debug`
+//! and `Display` hide passwords, so configuration can be logged as a whole. Adding a setting: add
+//! the flag here (with `env = "SOP_..."`), resolve it in [`ServeConfig::from_cli`] if the server
+//! needs it, and keep `Debug` free of secrets.
+
+use crate::auth::Audience;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The `sop-server` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sop-server",
+    version,
+    about = "SOP second-opinion service backend",
+    // `sop-server --bind ...` means `sop-server serve --bind ...`; mixing both forms is an error.
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// Server settings when no subcommand is given (`serve` is the default).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings every subcommand accepts.
+#[derive(Clone, Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory for the SQLite database, the local signing key and blobs; created on first start.
+    #[arg(
+        long,
+        env = "SOP_DATA_DIR",
+        default_value = "./sop-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `postgres://...` for PostgreSQL, `sqlite:...` for a specific SQLite file.
+    /// When unset, a SQLite database in the data directory is used.
+    #[arg(long, env = "SOP_DATABASE_URL", global = true)]
+    pub database_url: Option<SecretUrl>,
+
+    /// Log output format.
+    #[arg(long, env = "SOP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Settings of the HTTP server.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`host:port`; port 0 picks a free port).
+    #[arg(long, env = "SOP_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// JWKS URL of the identity service. When unset, tokens are verified with the local signing
+    /// key in the data directory (the one `sop-server token` signs with).
+    #[arg(long, env = "SOP_JWKS_URL")]
+    pub jwks_url: Option<SecretUrl>,
+
+    /// Minimum number of seconds between two JWKS fetches triggered by tokens with an unknown
+    /// key id (protects the identity service from floods of forged tokens).
+    #[arg(long, env = "SOP_JWKS_MIN_REFETCH_SECONDS", default_value_t = 30)]
+    pub jwks_min_refetch_seconds: u64,
+}
+
+/// The subcommands.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print a JWT signed by the local key in the data directory, for curl and tests.
+    Token(TokenArgs),
+}
+
+/// Arguments of `sop-server token`.
+#[derive(Clone, Debug, Args)]
+pub struct TokenArgs {
+    /// The user id the token is for (`sub` claim).
+    #[arg(long)]
+    pub sub: String,
+
+    /// The route group the token opens (`aud` claim).
+    #[arg(long, value_enum)]
+    pub aud: Audience,
+
+    /// Lifetime of the token in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl_seconds: u64,
+}
+
+/// How log lines are written (always to stderr, so `token` output stays clean).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A URL that may contain credentials. `Debug` and `Display` show it with passwords and
+/// secret-looking query parameters replaced by `***`; [`SecretUrl::expose`] gives the real value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its credentials, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` and the values of query parameters
+/// whose name suggests a secret (`password`, `sslpassword`, `token`, `secret`, `key`) with `***`.
+fn redact_url(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    match before_query.split_once("://") {
+        Some((scheme, rest)) => {
+            out.push_str(scheme);
+            out.push_str("://");
+            // The authority ends at the first '/'; userinfo ends at its last '@'.
+            let (authority, path) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    match userinfo.split_once(':') {
+                        Some((user, _password)) => {
+                            out.push_str(user);
+                            out.push_str(":***");
+                        }
+                        None => out.push_str(userinfo),
+                    }
+                    out.push('@');
+                    out.push_str(host);
+                }
+                None => out.push_str(authority),
+            }
+            out.push_str(path);
+        }
+        None => out.push_str(before_query),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&redacted.join("&"));
+    }
+    out
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "token", "secret", "key"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+/// Where the data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// A SQLite file (created if missing), the standalone default.
+    Sqlite {
+        /// Path of the database file.
+        path: PathBuf,
+    },
+    /// A SQLite database given by a `sqlite:` URL (options in the URL are honoured).
+    SqliteUrl(SecretUrl),
+    /// A PostgreSQL server.
+    Postgres(SecretUrl),
+}
+
+/// The name of the SQLite file in the data directory when no database URL is given.
+pub const SQLITE_FILE_NAME: &str = "sop.db";
+
+impl DatabaseConfig {
+    /// Chooses the backend from the optional URL: none → `<data_dir>/sop.db`, `postgres://` or
+    /// `postgresql://` → PostgreSQL, `sqlite:` → SQLite.
+    pub fn resolve(url: Option<&SecretUrl>, data_dir: &Path) -> Result<Self, ConfigError> {
+        let Some(url) = url else {
+            return Ok(Self::Sqlite {
+                path: data_dir.join(SQLITE_FILE_NAME),
+            });
+        };
+        let raw = url.expose();
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.clone()))
+        } else if raw.starts_with("sqlite:") {
+            Ok(Self::SqliteUrl(url.clone()))
+        } else {
+            Err(ConfigError::UnsupportedDatabaseUrl(url.clone()))
+        }
+    }
+}
+
+/// Invalid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The database URL has a scheme we do not speak.
+    #[error("unsupported database URL {0} (expected postgres://... or sqlite:...)")]
+    UnsupportedDatabaseUrl(SecretUrl),
+}
+
+/// Where JWT verification keys come from when an identity service is configured.
+#[derive(Clone, Debug)]
+pub struct JwksConfig {
+    /// The JWKS document URL.
+    pub url: SecretUrl,
+    /// Minimum time between two fetches (see [`ServeArgs::jwks_min_refetch_seconds`]).
+    pub min_refetch_interval: Duration,
+}
+
+/// Everything `serve` needs, resolved from the command line and environment.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// The identity service, if any; `None` means the local signing key.
+    pub jwks: Option<JwksConfig>,
+}
+
+impl ServeConfig {
+    /// Resolves the configuration of `serve` from the global and server arguments.
+    pub fn from_cli(global: &GlobalArgs, serve: &ServeArgs) -> Result<Self, ConfigError> {
+        Ok(Self {
+            bind: serve.bind.clone(),
+            data_dir: global.data_dir.clone(),
+            database: DatabaseConfig::resolve(global.database_url.as_ref(), &global.data_dir)?,
+            jwks: serve.jwks_url.clone().map(|url| JwksConfig {
+                url,
+                min_refetch_interval: Duration::from_secs(serve.jwks_min_refetch_seconds),
+            }),
+        })
+    }
+}
+
+/// Creates the data directory (and parents) if missing. On Unix a new directory is private to
+/// the server's user (0700): it holds the signing key and, with SQLite, all case data.
+pub fn ensure_data_dir(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn debug_redacts_database_password() {
+        let url = SecretUrl::new("postgres://sop:hunter2@db.example:5432/sop?sslmode=require");
+        let shown = format!("{url:?} {url}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://sop:***@db.example:5432/sop?sslmode=require"));
+    }
+
+    #[test]
+    fn debug_redacts_secret_query_parameters() {
+        let url = SecretUrl::new("postgres://db/sop?user=a&password=hunter2&sslmode=disable");
+        let shown = url.to_string();
+        assert_eq!(
+            shown,
+            "postgres://db/sop?user=a&password=***&sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn debug_keeps_urls_without_credentials() {
+        for raw in [
+            "postgres://postgres@127.0.0.1:5432/test",
+            "sqlite:///tmp/x.db",
+            "https://idp.example/.well-known/jwks.json",
+        ] {
+            assert_eq!(SecretUrl::new(raw).to_string(), raw);
+        }
+    }
+
+    #[test]
+    fn serve_config_debug_hides_credentials() {
+        let cli = Cli::parse_from([
+            "sop-server",
+            "--database-url",
+            "postgres://u:hunter2@h/db",
+            "--jwks-url",
+            "https://a:b-secret@idp/jwks",
+        ]);
+        let config = ServeConfig::from_cli(&cli.global, &cli.serve).expect("valid config");
+        let shown = format!("{config:?} {cli:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("b-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn database_backend_follows_url_scheme() {
+        let dir = Path::new("/data");
+        assert_eq!(
+            DatabaseConfig::resolve(None, dir).expect("default"),
+            DatabaseConfig::Sqlite {
+                path: dir.join("sop.db")
+            }
+        );
+        let pg = SecretUrl::new("postgresql://h/db");
+        assert!(matches!(
+            DatabaseConfig::resolve(Some(&pg), dir),
+            Ok(DatabaseConfig::Postgres(_))
+        ));
+        let lite = SecretUrl::new("sqlite:/tmp/a.db");
+        assert!(matches!(
+            DatabaseConfig::resolve(Some(&lite), dir),
+            Ok(DatabaseConfig::SqliteUrl(_))
+        ));
+        let bad = SecretUrl::new("mysql://h/db");
+        assert!(DatabaseConfig::resolve(Some(&bad), dir).is_err());
+    }
+
+    #[test]
+    fn bare_command_means_serve_and_globals_work_after_subcommands() {
+        let cli = Cli::parse_from(["sop-server", "--bind", "0.0.0.0:1"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.bind, "0.0.0.0:1");
+
+        let cli = Cli::parse_from([
+            "sop-server",
+            "token",
+            "--data-dir",
+            "/d",
+            "--database-url",
+            "sqlite:/d/x.db",
+            "--sub",
+            "u1",
+            "--aud",
+            "snr_pro",
+        ]);
+        assert_eq!(cli.global.data_dir, Path::new("/d"));
+        match cli.command {
+            Some(Command::Token(t)) => {
+                assert_eq!(t.sub, "u1");
+                assert_eq!(t.aud, Audience::Doctor);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        let cli = Cli::parse_from(["sop-server", "migrate", "--data-dir", "/m"]);
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+        assert_eq!(cli.global.data_dir, Path::new("/m"));
+    }
+}

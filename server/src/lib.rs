@@ -1,0 +1,186 @@
+//! `sop-server`: the SOP backend (SPEC §9–§11, DESIGN §4).
+//!
+//! - [`config`]: command line and environment; [`run`] executes a parsed command line.
+//! - [`app`] builds the HTTP application over an [`AppState`]; tests call it directly.
+//! - [`router`] lists every route; [`handlers`] hold them, one module per route group.
+//! - [`error`] and [`envelope`]: the SPEC §10 response envelope, mapped in one place.
+//! - [`extract`], [`auth`], [`lang`]: our request extractors (JSON body, bearer token, language).
+//! - [`db`]: the PostgreSQL or SQLite pool and the embedded migrations.
+//! - [`telemetry`] sets up logging.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod lang;
+pub mod router;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use router::app;
+pub use state::AppState;
+
+use anyhow::Context as _;
+use auth::{Authenticator, LocalKey};
+use config::{Cli, Command, DatabaseConfig, GlobalArgs, ServeArgs, ServeConfig, TokenArgs};
+use db::Db;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// After a shutdown signal, in-flight requests get this long to finish before the server exits.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Runs a parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(cli.global.log_format);
+    match cli.command {
+        None => serve(&cli.global, &cli.serve).await,
+        Some(Command::Serve(args)) => serve(&cli.global, &args).await,
+        Some(Command::Migrate) => migrate(&cli.global).await,
+        Some(Command::Token(args)) => token(&cli.global, &args).await,
+    }
+}
+
+/// `sop-server serve`: connect, migrate, listen until SIGTERM or Ctrl-C.
+async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    let config = ServeConfig::from_cli(global, args)?;
+    tracing::info!(?config, version = sop_core::VERSION, "starting sop-server");
+    prepare_data_dir(&config.data_dir).await?;
+
+    let db = connect_and_migrate(&config.database).await?;
+    let auth = match &config.jwks {
+        Some(jwks) => Authenticator::jwks(jwks)
+            .await
+            .context("cannot build the JWKS client")?,
+        None => {
+            let key = load_local_key(&config.data_dir).await?;
+            tracing::info!(
+                kid = key.kid(),
+                "verifying tokens with the local signing key"
+            );
+            Authenticator::local(&key)?
+        }
+    };
+
+    let listener = TcpListener::bind(&config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}");
+
+    let result = serve_until_signal(
+        listener,
+        app(AppState::new(db.clone(), auth)),
+        shutdown_signal(),
+    )
+    .await;
+    db.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// Serves until `signal` resolves, then lets in-flight requests finish for at most
+/// [`SHUTDOWN_GRACE`].
+pub async fn serve_until_signal(
+    listener: TcpListener,
+    app: axum::Router,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        signal.await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+        // The receiver only goes away when the server future already finished.
+        let _ = signalled_tx.send(());
+    });
+    let deadline = async move {
+        if signalled_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.context("server error"),
+        () = deadline => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running after the grace period; exiting");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// `sop-server migrate`: apply pending migrations and exit.
+async fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
+    let database = DatabaseConfig::resolve(global.database_url.as_ref(), &global.data_dir)?;
+    if matches!(database, DatabaseConfig::Sqlite { .. }) {
+        prepare_data_dir(&global.data_dir).await?;
+    }
+    let db = connect_and_migrate(&database).await?;
+    db.close().await;
+    tracing::info!(backend = ?db.backend(), "migrations applied");
+    Ok(())
+}
+
+/// `sop-server token`: print a JWT signed by the local key of the data directory.
+async fn token(global: &GlobalArgs, args: &TokenArgs) -> anyhow::Result<()> {
+    prepare_data_dir(&global.data_dir).await?;
+    let key = load_local_key(&global.data_dir).await?;
+    let token = key.mint(&args.sub, args.aud, Duration::from_secs(args.ttl_seconds))?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn connect_and_migrate(database: &DatabaseConfig) -> anyhow::Result<Db> {
+    let db = Db::connect(database)
+        .await
+        .with_context(|| format!("cannot open the database {database:?}"))?;
+    db.migrate().await.context("cannot apply migrations")?;
+    Ok(db)
+}
+
+async fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let owned = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || config::ensure_data_dir(&owned))
+        .await?
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+async fn load_local_key(dir: &Path) -> anyhow::Result<LocalKey> {
+    let owned = dir.to_path_buf();
+    Ok(tokio::task::spawn_blocking(move || LocalKey::load_or_create(&owned)).await??)
+}

@@ -1,0 +1,276 @@
+//! Running a command on a case: load, decide with `sop-core`, apply, and store the new state,
+//! its events, notifications, outbox rows and audit row in one transaction.
+
+use super::audit::{self, AuditEntry, AuditMeta};
+use super::content::content_key;
+use super::rows::{NotificationRow, OutboxRow};
+use super::sql::{CaseFilter, Tx};
+use super::{MAX_ATTEMPTS, Page, Paged, Store, StoreError, read_tx, write_tx};
+use chrono::{DateTime, Utc};
+use sop_core::access::ContentKind;
+use sop_core::actor::Actor;
+use sop_core::case::case_reference;
+use sop_core::catalog::Catalog;
+use sop_core::command::Command;
+use sop_core::event::{Decision, Effect, EventKind, Recipient};
+use sop_core::ids::{CaseId, CategoryId, PaymentId, ReviewTypeId};
+use sop_core::rules::{self, Context, Limits};
+use sop_core::{Case, Refusal};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+/// The recipient key of notifications meant for every admin.
+pub const ADMINS_RECIPIENT: &str = "*admins";
+
+/// A command that went through.
+#[derive(Clone, Debug)]
+pub struct Executed {
+    /// The case after the command.
+    pub case: Case,
+    pub decision: Decision,
+}
+
+/// The review type, category and mappings a decision on this case may consult.
+async fn catalog_for<T: Tx>(
+    tx: &mut T,
+    rt: ReviewTypeId,
+    dc: CategoryId,
+) -> Result<Catalog, StoreError> {
+    Ok(Catalog {
+        review_types: tx.review_type(rt.0).await?.into_iter().collect(),
+        categories: tx.category(dc.0).await?.into_iter().collect(),
+        mappings: tx.mappings_of(dc.0).await?,
+    })
+}
+
+/// Loads a case and the version it was stored at.
+pub(crate) async fn load<T: Tx>(tx: &mut T, id: CaseId) -> Result<Option<(Case, i64)>, StoreError> {
+    Ok(tx
+        .case_row(id.0)
+        .await?
+        .map(|row| (row.state.0, row.version)))
+}
+
+/// The key that makes an outbound call happen once however often the effect is recorded.
+fn idempotency_key(case_id: CaseId, effect: &Effect) -> String {
+    match effect {
+        Effect::CreatePayment { payment_id, .. } => format!("create_payment:{payment_id}"),
+        Effect::RequestRefund { payment_id, .. } => format!("refund:{payment_id}"),
+        Effect::RequestInvoice { payment_id } => format!("invoice:{payment_id}"),
+        Effect::GenerateReport => format!("report:{case_id}"),
+    }
+}
+
+fn effect_kind(effect: &Effect) -> &'static str {
+    match effect {
+        Effect::CreatePayment { .. } => "create_payment",
+        Effect::RequestRefund { .. } => "refund",
+        Effect::RequestInvoice { .. } => "invoice",
+        Effect::GenerateReport => "generate_report",
+    }
+}
+
+/// A content document to freeze together with the command that submits it (T14, T15).
+pub type Freeze<'a> = Option<(&'a ContentKind, &'a serde_json::Value)>;
+
+/// Decides and stores one command inside `tx`.
+#[allow(clippy::too_many_arguments)]
+async fn execute_in<T: Tx>(
+    tx: &mut T,
+    case_id: CaseId,
+    command: &Command,
+    actor: &Actor,
+    meta: &AuditMeta,
+    limits: &Limits,
+    now: DateTime<Utc>,
+    freeze: Freeze<'_>,
+) -> Result<Executed, StoreError> {
+    let current = load(tx, case_id).await?;
+    let (rt, dc) = match (&current, command) {
+        (Some((case, _)), _) => (case.rt_id, case.dc_id),
+        (None, Command::CreateCase { rt_id, dc_id, .. }) => (*rt_id, *dc_id),
+        (None, _) => return Err(Refusal::new(sop_core::RefusalCode::CaseNotFound).into()),
+    };
+    let catalog = catalog_for(tx, rt, dc).await?;
+    let ctx = Context {
+        catalog: &catalog,
+        limits,
+        now,
+    };
+    let before = current.as_ref().map(|(case, _)| case);
+    let (after, decision) = rules::execute(before, command, actor, &ctx)?;
+    let Some(case) = after else {
+        return Err(StoreError::Corrupt("a command left no case".into()));
+    };
+
+    let old_version = current.as_ref().map_or(0, |(_, v)| *v);
+    let new_version = old_version + decision.events.len() as i64;
+    if !decision.events.is_empty() {
+        let stored = if current.is_some() {
+            tx.update_case(&case, old_version, new_version).await?
+        } else {
+            tx.insert_case(&case, new_version).await?
+        };
+        if !stored {
+            return Err(StoreError::Conflict);
+        }
+        for (i, event) in decision.events.iter().enumerate() {
+            tx.insert_event(case.case_id.0, old_version + i as i64 + 1, event)
+                .await?;
+            if let EventKind::PaymentOpened { payment_id, .. } = &event.kind {
+                tx.insert_payment(payment_id.0, case.case_id.0, event.at)
+                    .await?;
+            }
+        }
+        tx.replace_case_doctors(&case).await?;
+    }
+    if let Some((kind, body)) = freeze {
+        let (kind_name, owner) = content_key(kind);
+        tx.put_content(case.case_id.0, kind_name, &owner, body, now, true)
+            .await?;
+    }
+    store_notifications(tx, &decision, now).await?;
+    for effect in &decision.effects {
+        tx.insert_outbox(&OutboxRow {
+            outbox_id: Uuid::now_v7(),
+            case_id: Some(case.case_id.0),
+            kind: effect_kind(effect).to_owned(),
+            payload: Json(
+                serde_json::to_value(effect).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+            idempotency_key: idempotency_key(case.case_id, effect),
+            status: "pending".to_owned(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            created_at: now,
+            done_at: None,
+        })
+        .await?;
+    }
+    audit::append(
+        tx,
+        meta,
+        AuditEntry {
+            action: command.name(),
+            case_id: Some(case.case_id.0),
+            resource_id: None,
+            outcome: "ok".to_owned(),
+        },
+        now,
+    )
+    .await?;
+    Ok(Executed { case, decision })
+}
+
+/// Stores the decision's notifications with their texts in both languages.
+async fn store_notifications<T: Tx>(
+    tx: &mut T,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for n in &decision.notifications {
+        let (title, body) = n.kind.text(&case_reference(n.case_id));
+        let recipient = match &n.recipient {
+            Recipient::User(user) => user.to_string(),
+            Recipient::Admins => ADMINS_RECIPIENT.to_owned(),
+        };
+        let kind = serde_json::to_value(n.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        tx.insert_notification(&NotificationRow {
+            notification_id: Uuid::now_v7(),
+            recipient,
+            case_id: n.case_id.0,
+            kind,
+            title_en: title.en,
+            title_ar: title.ar,
+            body_en: body.en,
+            body_ar: body.ar,
+            created_at: now,
+            read_at: None,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Runs `command` from `actor` on case `case_id`. A refusal is audited and returned as
+    /// [`StoreError::Refused`]; nothing else of it is stored.
+    pub async fn execute(
+        &self,
+        case_id: CaseId,
+        command: &Command,
+        actor: &Actor,
+        meta: &AuditMeta,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Executed, StoreError> {
+        self.execute_freezing(case_id, command, actor, meta, limits, now, None)
+            .await
+    }
+
+    /// [`Store::execute`], also freezing a content document in the same transaction when the
+    /// command goes through.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn execute_freezing(
+        &self,
+        case_id: CaseId,
+        command: &Command,
+        actor: &Actor,
+        meta: &AuditMeta,
+        limits: &Limits,
+        now: DateTime<Utc>,
+        freeze: Freeze<'_>,
+    ) -> Result<Executed, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let result = write_tx!(&self.db, |tx| {
+                execute_in(&mut tx, case_id, command, actor, meta, limits, now, freeze).await
+            });
+            match result {
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Refused(refusal)) => {
+                    let entry = AuditEntry {
+                        action: command.name(),
+                        case_id: Some(case_id.0),
+                        resource_id: None,
+                        outcome: format!("refused:{}", refusal.code),
+                    };
+                    self.audit(meta, entry, now).await?;
+                    return Err(StoreError::Refused(refusal));
+                }
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// The current state of a case, if it exists.
+    pub async fn case(&self, id: CaseId) -> Result<Option<Case>, StoreError> {
+        let loaded = read_tx!(&self.db, |tx| load(&mut tx, id).await)?;
+        Ok(loaded.map(|(case, _)| case))
+    }
+
+    /// The case a payment attempt belongs to.
+    pub async fn case_of_payment(&self, id: PaymentId) -> Result<Option<CaseId>, StoreError> {
+        let found = read_tx!(&self.db, |tx| tx.case_of_payment(id.0).await)?;
+        Ok(found.map(CaseId))
+    }
+
+    /// Every event of a case, oldest first.
+    pub async fn case_events(&self, id: CaseId) -> Result<Vec<sop_core::Event>, StoreError> {
+        Ok(read_tx!(&self.db, |tx| tx.case_events(id.0).await)?)
+    }
+
+    /// A page of cases matching `filter`, newest first.
+    pub async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        page: Page,
+    ) -> Result<Paged<Case>, StoreError> {
+        let (items, total) = read_tx!(&self.db, |tx| tx.list_cases(filter, page.window()).await)?;
+        Ok(Paged { items, total, page })
+    }
+}

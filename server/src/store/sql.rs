@@ -1,0 +1,867 @@
+//! Every SQL statement of the server, written once and compiled for both backends.
+//!
+//! [`Tx`] lists the operations the store needs inside a transaction; `impl_tx!` implements it for
+//! `Transaction<Postgres>` and `Transaction<Sqlite>` from the same text, so each statement must be
+//! valid on both (numbered `$1` placeholders work on SQLite too). Where the dialects differ, the
+//! difference is a parameter of the macro (`lock_audit`). The logic above (`cases`, `audit`, …)
+//! is written once, generic over `Tx`.
+//!
+//! Adding a statement: add the method to `Tx`, its body in `impl_tx!`, and cover it in the store
+//! test suite, which runs on both databases.
+
+use super::rows::{
+    AuditRow, CaseRow, CategoryRow, ContentRow, DoctorRow, MappingRow, NotificationRow, OutboxRow,
+    ReviewTypeRow,
+};
+use chrono::{DateTime, Utc};
+use sop_core::Case;
+use sop_core::catalog::{CoordinatorMapping, DiseaseCategory, DoctorProfile, ReviewType};
+use sop_core::event::Event;
+use sqlx::types::Json;
+use std::future::Future;
+use uuid::Uuid;
+
+type R<T> = sqlx::Result<T>;
+
+/// Filters of the case lists (admin, patient, doctor).
+#[derive(Clone, Debug, Default)]
+pub struct CaseFilter {
+    pub patient_id: Option<String>,
+    /// Cases where this doctor has an active assignment.
+    pub doctor_id: Option<String>,
+    /// With `doctor_id`: only cases they coordinate (`true`) or review (`false`).
+    pub doctor_is_coordinator: Option<bool>,
+    pub status: Option<String>,
+    pub rt_id: Option<Uuid>,
+    pub dc_id: Option<Uuid>,
+    pub coordinator_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Matches a case id exactly or a patient id partly.
+    pub q: Option<String>,
+}
+
+/// Filters of the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub case_id: Option<Uuid>,
+    pub user_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// `LIMIT`/`OFFSET` of a page.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The operations of the store inside one transaction.
+pub trait Tx: Send {
+    fn case_row(&mut self, id: Uuid) -> impl Future<Output = R<Option<CaseRow>>> + Send;
+    fn insert_case(&mut self, case: &Case, version: i64) -> impl Future<Output = R<bool>> + Send;
+    fn update_case(
+        &mut self,
+        case: &Case,
+        old_version: i64,
+        new_version: i64,
+    ) -> impl Future<Output = R<bool>> + Send;
+    fn insert_event(
+        &mut self,
+        case_id: Uuid,
+        seq: i64,
+        event: &Event,
+    ) -> impl Future<Output = R<()>> + Send;
+    fn case_events(&mut self, case_id: Uuid) -> impl Future<Output = R<Vec<Event>>> + Send;
+    fn replace_case_doctors(&mut self, case: &Case) -> impl Future<Output = R<()>> + Send;
+    fn insert_payment(
+        &mut self,
+        payment_id: Uuid,
+        case_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = R<()>> + Send;
+    fn case_of_payment(&mut self, payment_id: Uuid)
+    -> impl Future<Output = R<Option<Uuid>>> + Send;
+    fn list_cases(
+        &mut self,
+        filter: &CaseFilter,
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<Case>, i64)>> + Send;
+
+    fn review_type(&mut self, id: Uuid) -> impl Future<Output = R<Option<ReviewType>>> + Send;
+    fn upsert_review_type(&mut self, rt: &ReviewType) -> impl Future<Output = R<()>> + Send;
+    fn list_review_types(
+        &mut self,
+        active_only: bool,
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<ReviewType>, i64)>> + Send;
+    fn category(&mut self, id: Uuid) -> impl Future<Output = R<Option<DiseaseCategory>>> + Send;
+    fn upsert_category(
+        &mut self,
+        dc: &DiseaseCategory,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = R<()>> + Send;
+    fn list_categories(
+        &mut self,
+        active_only: bool,
+        q: Option<&str>,
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<DiseaseCategory>, i64)>> + Send;
+    fn mapping(&mut self, id: Uuid) -> impl Future<Output = R<Option<CoordinatorMapping>>> + Send;
+    fn mappings_of(
+        &mut self,
+        category: Uuid,
+    ) -> impl Future<Output = R<Vec<CoordinatorMapping>>> + Send;
+    fn upsert_mapping(
+        &mut self,
+        m: &CoordinatorMapping,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = R<()>> + Send;
+    fn list_mappings(
+        &mut self,
+        q: Option<&str>,
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<CoordinatorMapping>, i64)>> + Send;
+    fn doctor(&mut self, id: &str) -> impl Future<Output = R<Option<DoctorProfile>>> + Send;
+    fn upsert_doctor(
+        &mut self,
+        d: &DoctorProfile,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = R<()>> + Send;
+    fn list_doctors(
+        &mut self,
+        q: Option<&str>,
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<DoctorProfile>, i64)>> + Send;
+
+    fn insert_notification(&mut self, n: &NotificationRow) -> impl Future<Output = R<()>> + Send;
+    fn list_notifications(
+        &mut self,
+        recipients: &[String],
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<NotificationRow>, i64)>> + Send;
+
+    fn insert_outbox(&mut self, row: &OutboxRow) -> impl Future<Output = R<bool>> + Send;
+    fn due_outbox(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> impl Future<Output = R<Vec<OutboxRow>>> + Send;
+    fn finish_outbox(
+        &mut self,
+        id: Uuid,
+        status: &str,
+        attempts: i32,
+        next_attempt_at: DateTime<Utc>,
+        last_error: Option<&str>,
+        done_at: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = R<()>> + Send;
+    fn list_outbox(
+        &mut self,
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<OutboxRow>, i64)>> + Send;
+
+    fn content(
+        &mut self,
+        case_id: Uuid,
+        kind: &str,
+        owner: &str,
+    ) -> impl Future<Output = R<Option<ContentRow>>> + Send;
+    fn put_content(
+        &mut self,
+        case_id: Uuid,
+        kind: &str,
+        owner: &str,
+        body: &serde_json::Value,
+        at: DateTime<Utc>,
+        frozen: bool,
+    ) -> impl Future<Output = R<()>> + Send;
+
+    fn insert_blob(
+        &mut self,
+        sha256: &str,
+        size: i64,
+        content_type: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = R<()>> + Send;
+
+    /// Serializes appends to the audit chain until the transaction ends.
+    fn lock_audit(&mut self) -> impl Future<Output = R<()>> + Send;
+    fn audit_tail(&mut self) -> impl Future<Output = R<Option<(i64, String)>>> + Send;
+    fn insert_audit(&mut self, row: &AuditRow) -> impl Future<Output = R<()>> + Send;
+    fn list_audit(
+        &mut self,
+        filter: &AuditFilter,
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<AuditRow>, i64)>> + Send;
+    fn audit_after(
+        &mut self,
+        seq: i64,
+        limit: i64,
+    ) -> impl Future<Output = R<Vec<AuditRow>>> + Send;
+}
+
+const REVIEW_TYPE_COLUMNS: &str = "rt_id, title_en, title_ar, description_en, description_ar, \
+     duration_en, duration_ar, price, currency, expected_review_days, icon, active, created_at";
+const AUDIT_COLUMNS: &str = "seq, at, user_id, role, action, case_id, resource_id, outcome, \
+     request_id, device_id, device_time, ip, prev_hash, hash";
+const OUTBOX_COLUMNS: &str = "outbox_id, case_id, kind, payload, idempotency_key, status, \
+     attempts, next_attempt_at, last_error, created_at, done_at";
+
+/// A `LIKE` pattern matching `q` anywhere, with `%` and `_` in `q` taken literally.
+fn like_pattern(q: &str) -> String {
+    let escaped = q
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+macro_rules! impl_tx {
+    ($db:ty, lock_audit = $lock:expr) => {
+        impl Tx for sqlx::Transaction<'static, $db> {
+            async fn case_row(&mut self, id: Uuid) -> R<Option<CaseRow>> {
+                sqlx::query_as("SELECT version, state FROM cases WHERE case_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **self)
+                    .await
+            }
+
+            async fn insert_case(&mut self, case: &Case, version: i64) -> R<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO cases (case_id, patient_id, rt_id, dc_id, status, coordinator_id, \
+                     created_at, updated_at, due_at, version, state) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (case_id) DO NOTHING",
+                )
+                .bind(case.case_id.0)
+                .bind(case.patient_id.as_str())
+                .bind(case.rt_id.0)
+                .bind(case.dc_id.0)
+                .bind(case.status.as_str())
+                .bind(case.coordinator_id.as_ref().map(|c| c.as_str()))
+                .bind(case.created_at)
+                .bind(case.updated_at)
+                .bind(case.due_at)
+                .bind(version)
+                .bind(Json(case))
+                .execute(&mut **self)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn update_case(&mut self, case: &Case, old: i64, new: i64) -> R<bool> {
+                let done = sqlx::query(
+                    "UPDATE cases SET status = $2, coordinator_id = $3, updated_at = $4, \
+                     due_at = $5, version = $6, state = $7 WHERE case_id = $1 AND version = $8",
+                )
+                .bind(case.case_id.0)
+                .bind(case.status.as_str())
+                .bind(case.coordinator_id.as_ref().map(|c| c.as_str()))
+                .bind(case.updated_at)
+                .bind(case.due_at)
+                .bind(new)
+                .bind(Json(case))
+                .bind(old)
+                .execute(&mut **self)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_event(&mut self, case_id: Uuid, seq: i64, event: &Event) -> R<()> {
+                sqlx::query("INSERT INTO case_events (case_id, seq, at, event) VALUES ($1, $2, $3, $4)")
+                    .bind(case_id)
+                    .bind(seq)
+                    .bind(event.at)
+                    .bind(Json(event))
+                    .execute(&mut **self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn case_events(&mut self, case_id: Uuid) -> R<Vec<Event>> {
+                let rows: Vec<(Json<Event>,)> =
+                    sqlx::query_as("SELECT event FROM case_events WHERE case_id = $1 ORDER BY seq")
+                        .bind(case_id)
+                        .fetch_all(&mut **self)
+                        .await?;
+                Ok(rows.into_iter().map(|(e,)| e.0).collect())
+            }
+
+            async fn replace_case_doctors(&mut self, case: &Case) -> R<()> {
+                sqlx::query("DELETE FROM case_doctors WHERE case_id = $1")
+                    .bind(case.case_id.0)
+                    .execute(&mut **self)
+                    .await?;
+                let mut seen = std::collections::HashSet::new();
+                // Newest assignment first: it decides whether the doctor is active in that role.
+                for a in case.assignments.iter().rev() {
+                    let role = match a.role {
+                        sop_core::case::AssignmentRole::Coordinator => "coordinator",
+                        sop_core::case::AssignmentRole::Specialist => "specialist",
+                    };
+                    if !seen.insert((a.doctor_id.as_str(), role)) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO case_doctors (case_id, doctor_id, role, active) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(case.case_id.0)
+                    .bind(a.doctor_id.as_str())
+                    .bind(role)
+                    .bind(a.active)
+                    .execute(&mut **self)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_payment(&mut self, payment_id: Uuid, case_id: Uuid, at: DateTime<Utc>) -> R<()> {
+                sqlx::query("INSERT INTO payments (payment_id, case_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(payment_id)
+                    .bind(case_id)
+                    .bind(at)
+                    .execute(&mut **self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn case_of_payment(&mut self, payment_id: Uuid) -> R<Option<Uuid>> {
+                sqlx::query_scalar("SELECT case_id FROM payments WHERE payment_id = $1")
+                    .bind(payment_id)
+                    .fetch_optional(&mut **self)
+                    .await
+            }
+
+            async fn list_cases(&mut self, f: &CaseFilter, w: Window) -> R<(Vec<Case>, i64)> {
+                let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" WHERE 1 = 1");
+                    if let Some(p) = &f.patient_id {
+                        qb.push(" AND c.patient_id = ").push_bind(p.clone());
+                    }
+                    if let Some(d) = &f.doctor_id {
+                        qb.push(" AND EXISTS (SELECT 1 FROM case_doctors cd WHERE cd.case_id = c.case_id AND cd.active AND cd.doctor_id = ")
+                            .push_bind(d.clone());
+                        match f.doctor_is_coordinator {
+                            Some(true) => { qb.push(" AND cd.role = 'coordinator'"); }
+                            Some(false) => { qb.push(" AND cd.role = 'specialist'"); }
+                            None => {}
+                        }
+                        qb.push(")");
+                    }
+                    if let Some(s) = &f.status {
+                        qb.push(" AND c.status = ").push_bind(s.clone());
+                    }
+                    if let Some(rt) = f.rt_id {
+                        qb.push(" AND c.rt_id = ").push_bind(rt);
+                    }
+                    if let Some(dc) = f.dc_id {
+                        qb.push(" AND c.dc_id = ").push_bind(dc);
+                    }
+                    if let Some(cc) = &f.coordinator_id {
+                        qb.push(" AND c.coordinator_id = ").push_bind(cc.clone());
+                    }
+                    if let Some(from) = f.from {
+                        qb.push(" AND c.created_at >= ").push_bind(from);
+                    }
+                    if let Some(to) = f.to {
+                        qb.push(" AND c.created_at <= ").push_bind(to);
+                    }
+                    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+                        match Uuid::parse_str(q) {
+                            Ok(id) => { qb.push(" AND c.case_id = ").push_bind(id); }
+                            Err(_) => {
+                                qb.push(" AND LOWER(c.patient_id) LIKE ").push_bind(like_pattern(q)).push(" ESCAPE '\\'");
+                            }
+                        }
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM cases c");
+                push_where(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut **self).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new("SELECT c.state FROM cases c");
+                push_where(&mut page);
+                page.push(" ORDER BY c.created_at DESC, c.case_id LIMIT ").push_bind(w.limit)
+                    .push(" OFFSET ").push_bind(w.offset);
+                let rows: Vec<(Json<Case>,)> = page.build_query_as().fetch_all(&mut **self).await?;
+                Ok((rows.into_iter().map(|(c,)| c.0).collect(), total))
+            }
+
+            async fn review_type(&mut self, id: Uuid) -> R<Option<ReviewType>> {
+                let sql = format!("SELECT {REVIEW_TYPE_COLUMNS} FROM review_types WHERE rt_id = $1");
+                let row: Option<ReviewTypeRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&mut **self)
+                    .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn upsert_review_type(&mut self, rt: &ReviewType) -> R<()> {
+                sqlx::query(
+                    "INSERT INTO review_types (rt_id, title_en, title_ar, description_en, description_ar, \
+                     duration_en, duration_ar, price, currency, expected_review_days, icon, active, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT (rt_id) DO UPDATE SET title_en = $2, title_ar = $3, description_en = $4, \
+                     description_ar = $5, duration_en = $6, duration_ar = $7, price = $8, currency = $9, \
+                     expected_review_days = $10, icon = $11, active = $12",
+                )
+                .bind(rt.rt_id.0)
+                .bind(&rt.title_en)
+                .bind(&rt.title_ar)
+                .bind(&rt.description_en)
+                .bind(&rt.description_ar)
+                .bind(&rt.duration_en)
+                .bind(&rt.duration_ar)
+                .bind(rt.price)
+                .bind(&rt.currency)
+                .bind(rt.expected_review_days)
+                .bind(&rt.icon)
+                .bind(rt.active)
+                .bind(rt.created_at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_review_types(&mut self, active_only: bool, w: Window) -> R<(Vec<ReviewType>, i64)> {
+                let filter = if active_only { " WHERE active" } else { "" };
+                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM review_types{filter}"
+                )))
+                .fetch_one(&mut **self)
+                .await?;
+                let rows: Vec<ReviewTypeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {REVIEW_TYPE_COLUMNS} FROM review_types{filter} \
+                     ORDER BY created_at DESC, rt_id LIMIT $1 OFFSET $2"
+                )))
+                .bind(w.limit)
+                .bind(w.offset)
+                .fetch_all(&mut **self)
+                .await?;
+                Ok((rows.into_iter().map(Into::into).collect(), total))
+            }
+
+            async fn category(&mut self, id: Uuid) -> R<Option<DiseaseCategory>> {
+                let row: Option<CategoryRow> = sqlx::query_as(
+                    "SELECT dc_id, label_en, label_ar, active, doctor_ids FROM disease_categories WHERE dc_id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut **self)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn upsert_category(&mut self, dc: &DiseaseCategory, at: DateTime<Utc>) -> R<()> {
+                sqlx::query(
+                    "INSERT INTO disease_categories (dc_id, label_en, label_ar, active, doctor_ids, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dc_id) DO UPDATE SET \
+                     label_en = $2, label_ar = $3, active = $4, doctor_ids = $5",
+                )
+                .bind(dc.dc_id.0)
+                .bind(&dc.label_en)
+                .bind(&dc.label_ar)
+                .bind(dc.active)
+                .bind(Json(&dc.doctor_ids))
+                .bind(at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_categories(&mut self, active_only: bool, q: Option<&str>, w: Window) -> R<(Vec<DiseaseCategory>, i64)> {
+                let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" WHERE 1 = 1");
+                    if active_only {
+                        qb.push(" AND active");
+                    }
+                    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+                        let pattern = like_pattern(q);
+                        qb.push(" AND (LOWER(label_en) LIKE ").push_bind(pattern.clone())
+                            .push(" ESCAPE '\\' OR LOWER(label_ar) LIKE ").push_bind(pattern)
+                            .push(" ESCAPE '\\')");
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM disease_categories");
+                push_where(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut **self).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT dc_id, label_en, label_ar, active, doctor_ids FROM disease_categories",
+                );
+                push_where(&mut page);
+                page.push(" ORDER BY created_at DESC, dc_id LIMIT ").push_bind(w.limit)
+                    .push(" OFFSET ").push_bind(w.offset);
+                let rows: Vec<CategoryRow> = page.build_query_as().fetch_all(&mut **self).await?;
+                Ok((rows.into_iter().map(Into::into).collect(), total))
+            }
+
+            async fn mapping(&mut self, id: Uuid) -> R<Option<CoordinatorMapping>> {
+                let row: Option<MappingRow> = sqlx::query_as(
+                    "SELECT cc_id, speciality_id, doctor_ids, active FROM coordinator_mappings WHERE cc_id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut **self)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn mappings_of(&mut self, category: Uuid) -> R<Vec<CoordinatorMapping>> {
+                let rows: Vec<MappingRow> = sqlx::query_as(
+                    "SELECT cc_id, speciality_id, doctor_ids, active FROM coordinator_mappings \
+                     WHERE speciality_id = $1 ORDER BY created_at",
+                )
+                .bind(category)
+                .fetch_all(&mut **self)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn upsert_mapping(&mut self, m: &CoordinatorMapping, at: DateTime<Utc>) -> R<()> {
+                sqlx::query(
+                    "INSERT INTO coordinator_mappings (cc_id, speciality_id, doctor_ids, active, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (cc_id) DO UPDATE SET doctor_ids = $3, active = $4",
+                )
+                .bind(m.cc_id.0)
+                .bind(m.speciality_id.0)
+                .bind(Json(&m.doctor_ids))
+                .bind(m.active)
+                .bind(at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_mappings(&mut self, q: Option<&str>, w: Window) -> R<(Vec<CoordinatorMapping>, i64)> {
+                let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" WHERE 1 = 1");
+                    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+                        match Uuid::parse_str(q) {
+                            Ok(id) => { qb.push(" AND speciality_id = ").push_bind(id); }
+                            Err(_) => {
+                                qb.push(" AND LOWER(CAST(doctor_ids AS TEXT)) LIKE ")
+                                    .push_bind(like_pattern(q)).push(" ESCAPE '\\'");
+                            }
+                        }
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM coordinator_mappings");
+                push_where(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut **self).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT cc_id, speciality_id, doctor_ids, active FROM coordinator_mappings",
+                );
+                push_where(&mut page);
+                page.push(" ORDER BY created_at DESC, cc_id LIMIT ").push_bind(w.limit)
+                    .push(" OFFSET ").push_bind(w.offset);
+                let rows: Vec<MappingRow> = page.build_query_as().fetch_all(&mut **self).await?;
+                Ok((rows.into_iter().map(Into::into).collect(), total))
+            }
+
+            async fn doctor(&mut self, id: &str) -> R<Option<DoctorProfile>> {
+                let row: Option<DoctorRow> = sqlx::query_as(
+                    "SELECT doctor_id, name_en, name_ar, phone, email, specialties FROM doctors WHERE doctor_id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut **self)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn upsert_doctor(&mut self, d: &DoctorProfile, at: DateTime<Utc>) -> R<()> {
+                sqlx::query(
+                    "INSERT INTO doctors (doctor_id, name_en, name_ar, phone, email, specialties, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (doctor_id) DO UPDATE SET \
+                     name_en = $2, name_ar = $3, phone = $4, email = $5, specialties = $6",
+                )
+                .bind(d.doctor_id.as_str())
+                .bind(&d.name_en)
+                .bind(&d.name_ar)
+                .bind(&d.phone)
+                .bind(&d.email)
+                .bind(Json(&d.specialties))
+                .bind(at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_doctors(&mut self, q: Option<&str>, w: Window) -> R<(Vec<DoctorProfile>, i64)> {
+                let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" WHERE 1 = 1");
+                    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+                        let pattern = like_pattern(q);
+                        qb.push(" AND (LOWER(doctor_id) LIKE ").push_bind(pattern.clone())
+                            .push(" ESCAPE '\\' OR LOWER(name_en) LIKE ").push_bind(pattern.clone())
+                            .push(" ESCAPE '\\' OR LOWER(name_ar) LIKE ").push_bind(pattern)
+                            .push(" ESCAPE '\\')");
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM doctors");
+                push_where(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut **self).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT doctor_id, name_en, name_ar, phone, email, specialties FROM doctors",
+                );
+                push_where(&mut page);
+                page.push(" ORDER BY doctor_id LIMIT ").push_bind(w.limit)
+                    .push(" OFFSET ").push_bind(w.offset);
+                let rows: Vec<DoctorRow> = page.build_query_as().fetch_all(&mut **self).await?;
+                Ok((rows.into_iter().map(Into::into).collect(), total))
+            }
+
+            async fn insert_notification(&mut self, n: &NotificationRow) -> R<()> {
+                sqlx::query(
+                    "INSERT INTO notifications (notification_id, recipient, case_id, kind, title_en, title_ar, \
+                     body_en, body_ar, created_at, read_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(n.notification_id)
+                .bind(&n.recipient)
+                .bind(n.case_id)
+                .bind(&n.kind)
+                .bind(&n.title_en)
+                .bind(&n.title_ar)
+                .bind(&n.body_en)
+                .bind(&n.body_ar)
+                .bind(n.created_at)
+                .bind(n.read_at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_notifications(&mut self, recipients: &[String], w: Window) -> R<(Vec<NotificationRow>, i64)> {
+                let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" WHERE recipient IN (");
+                    let mut sep = qb.separated(", ");
+                    for r in recipients {
+                        sep.push_bind(r.clone());
+                    }
+                    qb.push(")");
+                };
+                if recipients.is_empty() {
+                    return Ok((Vec::new(), 0));
+                }
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM notifications");
+                push_where(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut **self).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT notification_id, recipient, case_id, kind, title_en, title_ar, body_en, body_ar, \
+                     created_at, read_at FROM notifications",
+                );
+                push_where(&mut page);
+                page.push(" ORDER BY created_at DESC, notification_id DESC LIMIT ").push_bind(w.limit)
+                    .push(" OFFSET ").push_bind(w.offset);
+                let rows: Vec<NotificationRow> = page.build_query_as().fetch_all(&mut **self).await?;
+                Ok((rows, total))
+            }
+
+            async fn insert_outbox(&mut self, row: &OutboxRow) -> R<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO outbox (outbox_id, case_id, kind, payload, idempotency_key, status, attempts, \
+                     next_attempt_at, last_error, created_at, done_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(row.outbox_id)
+                .bind(row.case_id)
+                .bind(&row.kind)
+                .bind(&row.payload)
+                .bind(&row.idempotency_key)
+                .bind(&row.status)
+                .bind(row.attempts)
+                .bind(row.next_attempt_at)
+                .bind(&row.last_error)
+                .bind(row.created_at)
+                .bind(row.done_at)
+                .execute(&mut **self)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn due_outbox(&mut self, now: DateTime<Utc>, limit: i64) -> R<Vec<OutboxRow>> {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     ORDER BY next_attempt_at, created_at LIMIT $2"
+                )))
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut **self)
+                .await
+            }
+
+            async fn finish_outbox(
+                &mut self,
+                id: Uuid,
+                status: &str,
+                attempts: i32,
+                next_attempt_at: DateTime<Utc>,
+                last_error: Option<&str>,
+                done_at: Option<DateTime<Utc>>,
+            ) -> R<()> {
+                sqlx::query(
+                    "UPDATE outbox SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, \
+                     done_at = $6 WHERE outbox_id = $1",
+                )
+                .bind(id)
+                .bind(status)
+                .bind(attempts)
+                .bind(next_attempt_at)
+                .bind(last_error)
+                .bind(done_at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_outbox(&mut self, w: Window) -> R<(Vec<OutboxRow>, i64)> {
+                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+                    .fetch_one(&mut **self)
+                    .await?;
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY created_at DESC, outbox_id LIMIT $1 OFFSET $2"
+                )))
+                .bind(w.limit)
+                .bind(w.offset)
+                .fetch_all(&mut **self)
+                .await?;
+                Ok((rows, total))
+            }
+
+            async fn content(&mut self, case_id: Uuid, kind: &str, owner: &str) -> R<Option<ContentRow>> {
+                sqlx::query_as(
+                    "SELECT body, updated_at, frozen_at FROM case_content \
+                     WHERE case_id = $1 AND kind = $2 AND owner_id = $3",
+                )
+                .bind(case_id)
+                .bind(kind)
+                .bind(owner)
+                .fetch_optional(&mut **self)
+                .await
+            }
+
+            async fn put_content(
+                &mut self,
+                case_id: Uuid,
+                kind: &str,
+                owner: &str,
+                body: &serde_json::Value,
+                at: DateTime<Utc>,
+                frozen: bool,
+            ) -> R<()> {
+                let frozen_at = frozen.then_some(at);
+                sqlx::query(
+                    "INSERT INTO case_content (case_id, kind, owner_id, body, updated_at, frozen_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id, kind, owner_id) \
+                     DO UPDATE SET body = $4, updated_at = $5, frozen_at = $6",
+                )
+                .bind(case_id)
+                .bind(kind)
+                .bind(owner)
+                .bind(Json(body))
+                .bind(at)
+                .bind(frozen_at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_blob(&mut self, sha256: &str, size: i64, content_type: &str, at: DateTime<Utc>) -> R<()> {
+                sqlx::query(
+                    "INSERT INTO blobs (sha256, size, content_type, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (sha256) DO NOTHING",
+                )
+                .bind(sha256)
+                .bind(size)
+                .bind(content_type)
+                .bind(at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn lock_audit(&mut self) -> R<()> {
+                if let Some(sql) = $lock {
+                    sqlx::query(sql).execute(&mut **self).await?;
+                }
+                Ok(())
+            }
+
+            async fn audit_tail(&mut self) -> R<Option<(i64, String)>> {
+                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut **self)
+                    .await
+            }
+
+            async fn insert_audit(&mut self, a: &AuditRow) -> R<()> {
+                sqlx::query(
+                    "INSERT INTO audit_log (seq, at, user_id, role, action, case_id, resource_id, outcome, \
+                     request_id, device_id, device_time, ip, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(a.seq)
+                .bind(a.at)
+                .bind(&a.user_id)
+                .bind(&a.role)
+                .bind(&a.action)
+                .bind(a.case_id)
+                .bind(&a.resource_id)
+                .bind(&a.outcome)
+                .bind(&a.request_id)
+                .bind(&a.device_id)
+                .bind(a.device_time)
+                .bind(&a.ip)
+                .bind(&a.prev_hash)
+                .bind(&a.hash)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_audit(&mut self, f: &AuditFilter, w: Window) -> R<(Vec<AuditRow>, i64)> {
+                let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" WHERE 1 = 1");
+                    if let Some(c) = f.case_id {
+                        qb.push(" AND case_id = ").push_bind(c);
+                    }
+                    if let Some(u) = &f.user_id {
+                        qb.push(" AND user_id = ").push_bind(u.clone());
+                    }
+                    if let Some(from) = f.from {
+                        qb.push(" AND at >= ").push_bind(from);
+                    }
+                    if let Some(to) = f.to {
+                        qb.push(" AND at <= ").push_bind(to);
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM audit_log");
+                push_where(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut **self).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log"));
+                push_where(&mut page);
+                page.push(" ORDER BY seq DESC LIMIT ").push_bind(w.limit)
+                    .push(" OFFSET ").push_bind(w.offset);
+                let rows: Vec<AuditRow> = page.build_query_as().fetch_all(&mut **self).await?;
+                Ok((rows, total))
+            }
+
+            async fn audit_after(&mut self, seq: i64, limit: i64) -> R<Vec<AuditRow>> {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+                )))
+                .bind(seq)
+                .bind(limit)
+                .fetch_all(&mut **self)
+                .await
+            }
+        }
+    };
+}
+
+// An advisory lock held until commit: concurrent writers append to the audit chain one at a time.
+impl_tx!(
+    sqlx::Postgres,
+    lock_audit = Some("SELECT pg_advisory_xact_lock(530153)")
+);
+// SQLite write transactions start with BEGIN IMMEDIATE and so are already one at a time.
+impl_tx!(sqlx::Sqlite, lock_audit = None::<&'static str>);

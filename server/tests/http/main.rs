@@ -1,0 +1,16 @@
+//! Integration tests of `sop-server`, one binary (STYLE: tests link once).
+//!
+//! Most tests run the real binary (see `support::TestServer`); PostgreSQL tests need the server
+//! of `SOP_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and fail,
+//! never skip, without it.
+
+// Tests and their helpers panic on unexpected results by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod basics;
+mod in_process;
+mod jwks;
+mod lifecycle;
+mod postgres;
+mod support;
