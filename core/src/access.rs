@@ -58,9 +58,7 @@ pub fn can_view(case: &Case, actor: &Actor, resource: &Resource<'_>) -> bool {
         Resource::Notes { doctor } => actor_is(actor, doctor),
         Resource::Opinion { doctor } => match relation {
             Relation::Coordinator | Relation::Admin => true,
-            Relation::Specialist => {
-                actor_is(actor, doctor) || own_opinion_submitted(case, actor)
-            }
+            Relation::Specialist => actor_is(actor, doctor) || own_opinion_submitted(case, actor),
             // Patients read opinions through the report.
             _ => false,
         },

@@ -40,7 +40,10 @@ impl Status {
 
     /// Final statuses accept nothing but reads (and the bookkeeping of money and the report).
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Completed | Status::Cancelled | Status::Rejected)
+        matches!(
+            self,
+            Status::Completed | Status::Cancelled | Status::Rejected
+        )
     }
 
     /// The wire name (`awaiting_payment`, …).

@@ -154,12 +154,18 @@ pub fn check_mapping(catalog: &Catalog, mapping: &CoordinatorMapping) -> Result<
     {
         return Err(Refusal::new(RefusalCode::MappingCategoryInvalid));
     }
-    if mapping.doctor_ids.is_empty() || mapping.doctor_ids.iter().any(|d| d.as_str().trim().is_empty()) {
+    if mapping.doctor_ids.is_empty()
+        || mapping
+            .doctor_ids
+            .iter()
+            .any(|d| d.as_str().trim().is_empty())
+    {
         return Err(Refusal::new(RefusalCode::MappingDoctorsRequired));
     }
-    let other_active = catalog.mappings.iter().any(|m| {
-        m.active && m.cc_id != mapping.cc_id && m.speciality_id == mapping.speciality_id
-    });
+    let other_active = catalog
+        .mappings
+        .iter()
+        .any(|m| m.active && m.cc_id != mapping.cc_id && m.speciality_id == mapping.speciality_id);
     if mapping.active && other_active {
         return Err(Refusal::new(RefusalCode::MappingExists));
     }

@@ -6,7 +6,9 @@
 //! the caller, so the rules stay pure and a device can create them offline.
 
 use crate::case::{Intake, IntakePatch};
-use crate::ids::{CaseId, CategoryId, DocumentId, PaymentId, ReportId, RequestId, ReviewTypeId, UserId};
+use crate::ids::{
+    CaseId, CategoryId, DocumentId, PaymentId, ReportId, RequestId, ReviewTypeId, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// A request for documents attached to an assignment (T4, T9) or made on its own (T11).
@@ -113,7 +115,10 @@ pub enum Command {
     /// The payment platform returned the link of an attempt.
     PaymentLinkCreated { payment_id: PaymentId, link: String },
     /// The payment platform settled a refund.
-    RefundSettled { payment_id: PaymentId, refunded: bool },
+    RefundSettled {
+        payment_id: PaymentId,
+        refunded: bool,
+    },
     /// The report PDF is stored.
     ReportReady { report_id: ReportId, sha256: String },
     /// Scheduled: remind the patient of a stale draft.

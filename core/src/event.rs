@@ -8,7 +8,9 @@ use crate::case::{
     AssignmentRole, DocumentMeta, DocumentRequest, Intake, IntakePatch, PaymentStatus, Pricing,
     Status, TimelineEntry,
 };
-use crate::ids::{CaseId, CategoryId, DocumentId, PaymentId, ReportId, RequestId, ReviewTypeId, UserId};
+use crate::ids::{
+    CaseId, CategoryId, DocumentId, PaymentId, ReportId, RequestId, ReviewTypeId, UserId,
+};
 use crate::lang::{Lang, Localized};
 use serde::{Deserialize, Serialize};
 
@@ -192,26 +194,119 @@ impl NotificationKind {
     pub fn text(self, case_reference: &str) -> (Localized, Localized) {
         let r = case_reference;
         let (title_en, title_ar, body_en, body_ar) = match self {
-            Self::CaseSubmitted => ("New case submitted", "تم إرسال حالة جديدة", format!("Case {r} was submitted and needs a coordinator."), format!("تم إرسال الحالة {r} وتحتاج إلى منسق.")),
-            Self::CoordinatorAssigned => ("Coordinator assigned", "تم تعيين منسق", format!("A coordinator was assigned to case {r}. Payment is now open."), format!("تم تعيين منسق للحالة {r}. يمكنك الدفع الآن.")),
-            Self::CoordinatorChanged => ("Coordinator changed", "تم تغيير المنسق", format!("The coordinator of case {r} changed."), format!("تم تغيير منسق الحالة {r}.")),
-            Self::PaymentSuccessful => ("Payment received", "تم استلام الدفع", format!("Payment for case {r} was received."), format!("تم استلام الدفع للحالة {r}.")),
-            Self::PaymentFailed => ("Payment failed", "فشل الدفع", format!("Payment for case {r} failed. You can retry."), format!("فشل الدفع للحالة {r}. يمكنك المحاولة مرة أخرى.")),
-            Self::DoctorsAssigned => ("Doctors assigned", "تم تعيين الأطباء", format!("Specialists were assigned to case {r}."), format!("تم تعيين أطباء مختصين للحالة {r}.")),
-            Self::DoctorAdded => ("Added to a case", "تمت إضافتك إلى حالة", format!("You were added to case {r}."), format!("تمت إضافتك إلى الحالة {r}.")),
-            Self::DoctorRemoved => ("Removed from a case", "تمت إزالتك من حالة", format!("You were removed from case {r}."), format!("تمت إزالتك من الحالة {r}.")),
-            Self::DocumentsRequested => ("Documents requested", "طلب مستندات", format!("More documents were requested for case {r}."), format!("تم طلب مستندات إضافية للحالة {r}.")),
-            Self::DocumentsProvided => ("Documents provided", "تم تقديم المستندات", format!("The requested documents for case {r} were provided."), format!("تم تقديم المستندات المطلوبة للحالة {r}.")),
-            Self::OpinionSubmitted => ("Opinion submitted", "تم تقديم الرأي", format!("An opinion was submitted on case {r}."), format!("تم تقديم رأي طبي في الحالة {r}.")),
-            Self::ReportReady => ("Report ready", "التقرير جاهز", format!("The final report of case {r} is ready."), format!("التقرير النهائي للحالة {r} جاهز.")),
-            Self::CaseCancelled => ("Case cancelled", "تم إلغاء الحالة", format!("Case {r} was cancelled."), format!("تم إلغاء الحالة {r}.")),
-            Self::CaseRejected => ("Case rejected", "تم رفض الحالة", format!("Case {r} was rejected."), format!("تم رفض الحالة {r}.")),
-            Self::RefundCompleted => ("Refund completed", "تم استرداد المبلغ", format!("The payment for case {r} was refunded."), format!("تم استرداد مبلغ الحالة {r}.")),
-            Self::RefundFailed => ("Refund failed", "فشل الاسترداد", format!("The refund for case {r} failed and needs attention."), format!("فشل استرداد مبلغ الحالة {r} ويحتاج إلى متابعة.")),
-            Self::DraftReminder => ("Finish your case", "أكمل حالتك", format!("Case {r} is still a draft. Finish and submit it."), format!("الحالة {r} ما زالت مسودة. أكملها وأرسلها.")),
-            Self::OverdueReport => ("Case overdue", "حالة متأخرة", format!("Case {r} is past its due date."), format!("تجاوزت الحالة {r} موعدها المحدد.")),
+            Self::CaseSubmitted => (
+                "New case submitted",
+                "تم إرسال حالة جديدة",
+                format!("Case {r} was submitted and needs a coordinator."),
+                format!("تم إرسال الحالة {r} وتحتاج إلى منسق."),
+            ),
+            Self::CoordinatorAssigned => (
+                "Coordinator assigned",
+                "تم تعيين منسق",
+                format!("A coordinator was assigned to case {r}. Payment is now open."),
+                format!("تم تعيين منسق للحالة {r}. يمكنك الدفع الآن."),
+            ),
+            Self::CoordinatorChanged => (
+                "Coordinator changed",
+                "تم تغيير المنسق",
+                format!("The coordinator of case {r} changed."),
+                format!("تم تغيير منسق الحالة {r}."),
+            ),
+            Self::PaymentSuccessful => (
+                "Payment received",
+                "تم استلام الدفع",
+                format!("Payment for case {r} was received."),
+                format!("تم استلام الدفع للحالة {r}."),
+            ),
+            Self::PaymentFailed => (
+                "Payment failed",
+                "فشل الدفع",
+                format!("Payment for case {r} failed. You can retry."),
+                format!("فشل الدفع للحالة {r}. يمكنك المحاولة مرة أخرى."),
+            ),
+            Self::DoctorsAssigned => (
+                "Doctors assigned",
+                "تم تعيين الأطباء",
+                format!("Specialists were assigned to case {r}."),
+                format!("تم تعيين أطباء مختصين للحالة {r}."),
+            ),
+            Self::DoctorAdded => (
+                "Added to a case",
+                "تمت إضافتك إلى حالة",
+                format!("You were added to case {r}."),
+                format!("تمت إضافتك إلى الحالة {r}."),
+            ),
+            Self::DoctorRemoved => (
+                "Removed from a case",
+                "تمت إزالتك من حالة",
+                format!("You were removed from case {r}."),
+                format!("تمت إزالتك من الحالة {r}."),
+            ),
+            Self::DocumentsRequested => (
+                "Documents requested",
+                "طلب مستندات",
+                format!("More documents were requested for case {r}."),
+                format!("تم طلب مستندات إضافية للحالة {r}."),
+            ),
+            Self::DocumentsProvided => (
+                "Documents provided",
+                "تم تقديم المستندات",
+                format!("The requested documents for case {r} were provided."),
+                format!("تم تقديم المستندات المطلوبة للحالة {r}."),
+            ),
+            Self::OpinionSubmitted => (
+                "Opinion submitted",
+                "تم تقديم الرأي",
+                format!("An opinion was submitted on case {r}."),
+                format!("تم تقديم رأي طبي في الحالة {r}."),
+            ),
+            Self::ReportReady => (
+                "Report ready",
+                "التقرير جاهز",
+                format!("The final report of case {r} is ready."),
+                format!("التقرير النهائي للحالة {r} جاهز."),
+            ),
+            Self::CaseCancelled => (
+                "Case cancelled",
+                "تم إلغاء الحالة",
+                format!("Case {r} was cancelled."),
+                format!("تم إلغاء الحالة {r}."),
+            ),
+            Self::CaseRejected => (
+                "Case rejected",
+                "تم رفض الحالة",
+                format!("Case {r} was rejected."),
+                format!("تم رفض الحالة {r}."),
+            ),
+            Self::RefundCompleted => (
+                "Refund completed",
+                "تم استرداد المبلغ",
+                format!("The payment for case {r} was refunded."),
+                format!("تم استرداد مبلغ الحالة {r}."),
+            ),
+            Self::RefundFailed => (
+                "Refund failed",
+                "فشل الاسترداد",
+                format!("The refund for case {r} failed and needs attention."),
+                format!("فشل استرداد مبلغ الحالة {r} ويحتاج إلى متابعة."),
+            ),
+            Self::DraftReminder => (
+                "Finish your case",
+                "أكمل حالتك",
+                format!("Case {r} is still a draft. Finish and submit it."),
+                format!("الحالة {r} ما زالت مسودة. أكملها وأرسلها."),
+            ),
+            Self::OverdueReport => (
+                "Case overdue",
+                "حالة متأخرة",
+                format!("Case {r} is past its due date."),
+                format!("تجاوزت الحالة {r} موعدها المحدد."),
+            ),
         };
-        (Localized::new(title_en, title_ar), Localized::new(body_en, body_ar))
+        (
+            Localized::new(title_en, title_ar),
+            Localized::new(body_en, body_ar),
+        )
     }
 
     /// The title and body in one language.

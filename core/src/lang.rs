@@ -16,7 +16,7 @@ impl Lang {
     /// Reads the `lang` header convention of SPEC §10: `1` or `ar` → Arabic, anything else English.
     pub fn from_header(value: Option<&str>) -> Self {
         match value.map(str::trim) {
-            Some("1") | Some("ar") | Some("AR") | Some("Ar") => Lang::Ar,
+            Some(v) if v == "1" || v.eq_ignore_ascii_case("ar") => Lang::Ar,
             _ => Lang::En,
         }
     }

@@ -154,20 +154,55 @@ impl RefusalCode {
                 RefusalClass::NotFound
             }
             Forbidden => RefusalClass::Forbidden,
-            CaseAlreadyExists | InvalidStatus | ReviewTypeInactive | CategoryInactive
-            | SameCoordinator | PricingMissing | PaymentNotPending | IdAlreadyUsed
-            | DoctorAlreadyAssigned | OpinionAlreadySubmitted | LastDoctor | NoOpenRequest
-            | RequestNotOpen | CaseStorageFull | OpinionsMissing | ReminderTooSoon
-            | AlreadySent | NotDue | RefundNotRequested | ReportAlreadyStored
-            | DoctorNotAssigned | MappingExists => RefusalClass::Conflict,
-            AgeInvalid | GenderRequired | MedicalHistoryRequired | NothingToUpdate | TextTooLong
-            | CoordinatorNotEligible | AmountMismatch | NoDoctors | DoctorNotEligible
-            | DoctorIsCoordinator | ItemsRequired | ItemEmpty | ItemTooLong | TooManyItems
-            | FileTypeNotAllowed | FileEmpty | FileTooLarge | FileNameInvalid | Sha256Invalid
-            | OpinionEmpty | SummaryEmpty | ReasonRequired | ReasonTooLong | LinkInvalid
-            | FieldInvalid | MappingCategoryInvalid | MappingDoctorsRequired => {
-                RefusalClass::Invalid
-            }
+            CaseAlreadyExists
+            | InvalidStatus
+            | ReviewTypeInactive
+            | CategoryInactive
+            | SameCoordinator
+            | PricingMissing
+            | PaymentNotPending
+            | IdAlreadyUsed
+            | DoctorAlreadyAssigned
+            | OpinionAlreadySubmitted
+            | LastDoctor
+            | NoOpenRequest
+            | RequestNotOpen
+            | CaseStorageFull
+            | OpinionsMissing
+            | ReminderTooSoon
+            | AlreadySent
+            | NotDue
+            | RefundNotRequested
+            | ReportAlreadyStored
+            | DoctorNotAssigned
+            | MappingExists => RefusalClass::Conflict,
+            AgeInvalid
+            | GenderRequired
+            | MedicalHistoryRequired
+            | NothingToUpdate
+            | TextTooLong
+            | CoordinatorNotEligible
+            | AmountMismatch
+            | NoDoctors
+            | DoctorNotEligible
+            | DoctorIsCoordinator
+            | ItemsRequired
+            | ItemEmpty
+            | ItemTooLong
+            | TooManyItems
+            | FileTypeNotAllowed
+            | FileEmpty
+            | FileTooLarge
+            | FileNameInvalid
+            | Sha256Invalid
+            | OpinionEmpty
+            | SummaryEmpty
+            | ReasonRequired
+            | ReasonTooLong
+            | LinkInvalid
+            | FieldInvalid
+            | MappingCategoryInvalid
+            | MappingDoctorsRequired => RefusalClass::Invalid,
         }
     }
 
@@ -182,71 +217,179 @@ impl RefusalCode {
         let fixed = |en: &str, ar: &str| (en.to_owned(), ar.to_owned());
         match self {
             CaseNotFound => fixed("Case not found", "الحالة غير موجودة"),
-            CaseAlreadyExists => fixed("A case with this id already exists", "توجد حالة بهذا المعرف بالفعل"),
-            Forbidden => fixed("You are not allowed to do this on this case", "غير مسموح لك بهذا الإجراء على هذه الحالة"),
+            CaseAlreadyExists => fixed(
+                "A case with this id already exists",
+                "توجد حالة بهذا المعرف بالفعل",
+            ),
+            Forbidden => fixed(
+                "You are not allowed to do this on this case",
+                "غير مسموح لك بهذا الإجراء على هذه الحالة",
+            ),
             InvalidStatus => (
                 format!("This is not possible while the case is {st_en}"),
                 format!("هذا الإجراء غير ممكن بينما الحالة {st_ar}"),
             ),
-            ReviewTypeInactive => fixed("The review type is not available", "نوع المراجعة غير متاح"),
-            CategoryInactive => fixed("The disease category is not available", "فئة المرض غير متاحة"),
-            AgeInvalid => fixed("Patient age must be between 0 and 130", "يجب أن يكون عمر المريض بين 0 و 130"),
+            ReviewTypeInactive => {
+                fixed("The review type is not available", "نوع المراجعة غير متاح")
+            }
+            CategoryInactive => fixed(
+                "The disease category is not available",
+                "فئة المرض غير متاحة",
+            ),
+            AgeInvalid => fixed(
+                "Patient age must be between 0 and 130",
+                "يجب أن يكون عمر المريض بين 0 و 130",
+            ),
             GenderRequired => fixed("Patient gender is required", "جنس المريض مطلوب"),
             MedicalHistoryRequired => fixed("Medical history is required", "التاريخ الطبي مطلوب"),
             NothingToUpdate => fixed("Nothing to update", "لا يوجد ما يتم تحديثه"),
-            TextTooLong => fixed("A text field is longer than allowed", "أحد الحقول النصية أطول من المسموح"),
-            CoordinatorNotEligible => fixed("This doctor cannot coordinate cases of this category", "هذا الطبيب لا يمكنه تنسيق حالات هذه الفئة"),
-            SameCoordinator => fixed("This doctor is already the coordinator", "هذا الطبيب هو المنسق بالفعل"),
+            TextTooLong => fixed(
+                "A text field is longer than allowed",
+                "أحد الحقول النصية أطول من المسموح",
+            ),
+            CoordinatorNotEligible => fixed(
+                "This doctor cannot coordinate cases of this category",
+                "هذا الطبيب لا يمكنه تنسيق حالات هذه الفئة",
+            ),
+            SameCoordinator => fixed(
+                "This doctor is already the coordinator",
+                "هذا الطبيب هو المنسق بالفعل",
+            ),
             PricingMissing => fixed("The case has no price fixed", "لم يتم تحديد سعر للحالة"),
             UnknownPayment => fixed("Payment not found", "عملية الدفع غير موجودة"),
-            AmountMismatch => fixed("The paid amount or currency does not match the case", "المبلغ المدفوع أو العملة لا يطابق الحالة"),
+            AmountMismatch => fixed(
+                "The paid amount or currency does not match the case",
+                "المبلغ المدفوع أو العملة لا يطابق الحالة",
+            ),
             PaymentNotPending => (
                 format!("There is no pending payment while the case is {st_en}"),
                 format!("لا توجد عملية دفع معلقة بينما الحالة {st_ar}"),
             ),
             IdAlreadyUsed => fixed("This id is already used", "هذا المعرف مستخدم بالفعل"),
-            NoDoctors => fixed("At least one doctor is required", "يجب تحديد طبيب واحد على الأقل"),
-            DoctorNotEligible => fixed("This doctor is not eligible for this category", "هذا الطبيب غير مؤهل لهذه الفئة"),
-            DoctorAlreadyAssigned => fixed("This doctor is already assigned to the case", "هذا الطبيب معيّن على الحالة بالفعل"),
-            DoctorIsCoordinator => fixed("The coordinator cannot also be a reviewing specialist", "لا يمكن للمنسق أن يكون طبيبًا مراجعًا أيضًا"),
-            DoctorNotAssigned => fixed("This doctor is not assigned to the case", "هذا الطبيب غير معيّن على الحالة"),
-            OpinionAlreadySubmitted => fixed("The opinion is already submitted", "تم تقديم الرأي بالفعل"),
-            LastDoctor => fixed("At least one specialist must remain on the case", "يجب أن يبقى طبيب مختص واحد على الأقل في الحالة"),
-            ItemsRequired => fixed("List at least one requested document", "حدد مستندًا مطلوبًا واحدًا على الأقل"),
-            ItemEmpty => fixed("A requested document item is empty", "أحد المستندات المطلوبة فارغ"),
-            ItemTooLong => fixed("A requested document item is longer than 500 characters", "أحد المستندات المطلوبة أطول من 500 حرف"),
-            TooManyItems => fixed("Too many requested document items", "عدد المستندات المطلوبة كبير جدًا"),
+            NoDoctors => fixed(
+                "At least one doctor is required",
+                "يجب تحديد طبيب واحد على الأقل",
+            ),
+            DoctorNotEligible => fixed(
+                "This doctor is not eligible for this category",
+                "هذا الطبيب غير مؤهل لهذه الفئة",
+            ),
+            DoctorAlreadyAssigned => fixed(
+                "This doctor is already assigned to the case",
+                "هذا الطبيب معيّن على الحالة بالفعل",
+            ),
+            DoctorIsCoordinator => fixed(
+                "The coordinator cannot also be a reviewing specialist",
+                "لا يمكن للمنسق أن يكون طبيبًا مراجعًا أيضًا",
+            ),
+            DoctorNotAssigned => fixed(
+                "This doctor is not assigned to the case",
+                "هذا الطبيب غير معيّن على الحالة",
+            ),
+            OpinionAlreadySubmitted => {
+                fixed("The opinion is already submitted", "تم تقديم الرأي بالفعل")
+            }
+            LastDoctor => fixed(
+                "At least one specialist must remain on the case",
+                "يجب أن يبقى طبيب مختص واحد على الأقل في الحالة",
+            ),
+            ItemsRequired => fixed(
+                "List at least one requested document",
+                "حدد مستندًا مطلوبًا واحدًا على الأقل",
+            ),
+            ItemEmpty => fixed(
+                "A requested document item is empty",
+                "أحد المستندات المطلوبة فارغ",
+            ),
+            ItemTooLong => fixed(
+                "A requested document item is longer than 500 characters",
+                "أحد المستندات المطلوبة أطول من 500 حرف",
+            ),
+            TooManyItems => fixed(
+                "Too many requested document items",
+                "عدد المستندات المطلوبة كبير جدًا",
+            ),
             NoOpenRequest => (
-                format!("Documents can be added only to a draft or for an open document request; the case is {st_en}"),
+                format!(
+                    "Documents can be added only to a draft or for an open document request; the case is {st_en}"
+                ),
                 format!("يمكن إضافة المستندات فقط للمسودة أو لطلب مستندات مفتوح؛ الحالة {st_ar}"),
             ),
             RequestNotFound => fixed("Document request not found", "طلب المستندات غير موجود"),
-            RequestNotOpen => fixed("This document request is already answered", "تمت الإجابة على طلب المستندات هذا بالفعل"),
-            FileTypeNotAllowed => fixed("This file type is not allowed (PDF, JPEG, PNG, HEIC, DICOM or a ZIP of DICOM)", "نوع الملف غير مسموح (PDF أو JPEG أو PNG أو HEIC أو DICOM أو ملف ZIP من DICOM)"),
+            RequestNotOpen => fixed(
+                "This document request is already answered",
+                "تمت الإجابة على طلب المستندات هذا بالفعل",
+            ),
+            FileTypeNotAllowed => fixed(
+                "This file type is not allowed (PDF, JPEG, PNG, HEIC, DICOM or a ZIP of DICOM)",
+                "نوع الملف غير مسموح (PDF أو JPEG أو PNG أو HEIC أو DICOM أو ملف ZIP من DICOM)",
+            ),
             FileEmpty => fixed("The file is empty", "الملف فارغ"),
-            FileTooLarge => fixed("The file is larger than the allowed size per file", "حجم الملف أكبر من المسموح للملف الواحد"),
-            CaseStorageFull => fixed("The case's documents would exceed the allowed total size", "ستتجاوز مستندات الحالة الحجم الإجمالي المسموح"),
-            FileNameInvalid => fixed("The file name is empty or too long", "اسم الملف فارغ أو طويل جدًا"),
-            Sha256Invalid => fixed("The SHA-256 must be 64 hexadecimal characters", "يجب أن يتكون SHA-256 من 64 حرفًا ست عشريًا"),
+            FileTooLarge => fixed(
+                "The file is larger than the allowed size per file",
+                "حجم الملف أكبر من المسموح للملف الواحد",
+            ),
+            CaseStorageFull => fixed(
+                "The case's documents would exceed the allowed total size",
+                "ستتجاوز مستندات الحالة الحجم الإجمالي المسموح",
+            ),
+            FileNameInvalid => fixed(
+                "The file name is empty or too long",
+                "اسم الملف فارغ أو طويل جدًا",
+            ),
+            Sha256Invalid => fixed(
+                "The SHA-256 must be 64 hexadecimal characters",
+                "يجب أن يتكون SHA-256 من 64 حرفًا ست عشريًا",
+            ),
             DocumentNotFound => fixed("Document not found", "المستند غير موجود"),
             OpinionEmpty => fixed("The opinion summary is required", "ملخص الرأي مطلوب"),
-            OpinionsMissing => fixed("Every specialist must submit an opinion first", "يجب أن يقدم كل طبيب مختص رأيه أولاً"),
+            OpinionsMissing => fixed(
+                "Every specialist must submit an opinion first",
+                "يجب أن يقدم كل طبيب مختص رأيه أولاً",
+            ),
             SummaryEmpty => fixed("The final summary is required", "الملخص النهائي مطلوب"),
             ReasonRequired => fixed("A reason is required", "السبب مطلوب"),
-            ReasonTooLong => fixed("The reason is longer than 1000 characters", "السبب أطول من 1000 حرف"),
-            ReminderTooSoon => fixed("A reminder was already sent in the last 12 hours", "تم إرسال تذكير خلال آخر 12 ساعة"),
-            AlreadySent => fixed("This notice was already sent for the case", "تم إرسال هذا الإشعار لهذه الحالة بالفعل"),
+            ReasonTooLong => fixed(
+                "The reason is longer than 1000 characters",
+                "السبب أطول من 1000 حرف",
+            ),
+            ReminderTooSoon => fixed(
+                "A reminder was already sent in the last 12 hours",
+                "تم إرسال تذكير خلال آخر 12 ساعة",
+            ),
+            AlreadySent => fixed(
+                "This notice was already sent for the case",
+                "تم إرسال هذا الإشعار لهذه الحالة بالفعل",
+            ),
             NotDue => (
                 format!("Nothing is due yet while the case is {st_en}"),
                 format!("لا يوجد شيء مستحق بعد بينما الحالة {st_ar}"),
             ),
-            RefundNotRequested => fixed("No refund was requested for this payment", "لم يتم طلب استرداد لهذه الدفعة"),
+            RefundNotRequested => fixed(
+                "No refund was requested for this payment",
+                "لم يتم طلب استرداد لهذه الدفعة",
+            ),
             ReportAlreadyStored => fixed("The report is already stored", "تم حفظ التقرير بالفعل"),
-            LinkInvalid => fixed("The payment link is empty or too long", "رابط الدفع فارغ أو طويل جدًا"),
-            FieldInvalid => fixed("A field is missing or invalid", "أحد الحقول مفقود أو غير صالح"),
-            MappingCategoryInvalid => fixed("The disease category does not exist or is not active", "فئة المرض غير موجودة أو غير مفعلة"),
-            MappingDoctorsRequired => fixed("List at least one coordinator doctor", "حدد طبيبًا منسقًا واحدًا على الأقل"),
-            MappingExists => fixed("This category already has an active coordinator mapping", "توجد بالفعل قائمة منسقين مفعلة لهذه الفئة"),
+            LinkInvalid => fixed(
+                "The payment link is empty or too long",
+                "رابط الدفع فارغ أو طويل جدًا",
+            ),
+            FieldInvalid => fixed(
+                "A field is missing or invalid",
+                "أحد الحقول مفقود أو غير صالح",
+            ),
+            MappingCategoryInvalid => fixed(
+                "The disease category does not exist or is not active",
+                "فئة المرض غير موجودة أو غير مفعلة",
+            ),
+            MappingDoctorsRequired => fixed(
+                "List at least one coordinator doctor",
+                "حدد طبيبًا منسقًا واحدًا على الأقل",
+            ),
+            MappingExists => fixed(
+                "This category already has an active coordinator mapping",
+                "توجد بالفعل قائمة منسقين مفعلة لهذه الفئة",
+            ),
         }
     }
 }
@@ -303,7 +446,11 @@ mod tests {
     #[test]
     fn invalid_status_message_names_the_status_in_both_languages() {
         let r = Refusal::with_status(RefusalCode::InvalidStatus, Some(Status::AwaitingPayment));
-        assert!(r.message_en.contains("awaiting payment"), "{}", r.message_en);
+        assert!(
+            r.message_en.contains("awaiting payment"),
+            "{}",
+            r.message_en
+        );
         assert!(r.message_ar.contains("بانتظار الدفع"), "{}", r.message_ar);
     }
 
@@ -311,6 +458,9 @@ mod tests {
     fn codes_serialize_as_their_wire_names() {
         let json = serde_json::to_string(&RefusalCode::DoctorNotEligible).unwrap_or_default();
         assert_eq!(json, "\"doctor_not_eligible\"");
-        assert_eq!(RefusalCode::DoctorNotEligible.as_str(), "doctor_not_eligible");
+        assert_eq!(
+            RefusalCode::DoctorNotEligible.as_str(),
+            "doctor_not_eligible"
+        );
     }
 }

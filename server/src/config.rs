@@ -277,6 +277,15 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// The base URL clients reach this server at: `SOP_PUBLIC_URL` if set, else the address the
+    /// server actually bound (so port 0 resolves to the real port) over plain HTTP.
+    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        match std::env::var("SOP_PUBLIC_URL") {
+            Ok(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_owned(),
+            _ => format!("http://{bound}"),
+        }
+    }
+
     /// Resolves the configuration of `serve` from the global and server arguments.
     pub fn from_cli(global: &GlobalArgs, serve: &ServeArgs) -> Result<Self, ConfigError> {
         Ok(Self {

@@ -76,6 +76,16 @@ impl<T> Envelope<T> {
         }
     }
 
+    /// An error envelope with data (a refusal's code and messages).
+    pub(crate) fn error_with_data(code: Code, message: String, data: T) -> Self {
+        Self {
+            status: code,
+            message,
+            data: Some(data),
+            pagination: None,
+        }
+    }
+
     /// Replaces the success message (e.g. with a localized confirmation).
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();

@@ -8,7 +8,9 @@
 //! - [`db`]: the PostgreSQL or SQLite pool and the embedded migrations.
 //! - [`telemetry`] sets up logging.
 
+pub mod api;
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod db;
 pub mod envelope;
@@ -16,10 +18,12 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod lang;
+pub mod payments;
 pub mod router;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod views;
 
 pub use router::app;
 pub use state::AppState;
@@ -76,7 +80,11 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
 
     let result = serve_until_signal(
         listener,
-        app(AppState::new(db.clone(), auth)),
+        app(AppState::new(
+            db.clone(),
+            auth,
+            state::Settings::new(config.data_dir.clone(), config.public_url(addr)),
+        )),
         shutdown_signal(),
     )
     .await;
@@ -93,7 +101,8 @@ pub async fn serve_until_signal(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         signal.await;
         tracing::info!("shutdown requested; finishing in-flight requests");
         // The receiver only goes away when the server future already finished.

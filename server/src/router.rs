@@ -6,13 +6,15 @@
 //! methods answer our envelope (404/405). Adding a route group: nest a `Router` under its prefix
 //! before the fallbacks are set (the 405 fallback only covers routes that exist at that point).
 
+use crate::error::localize_refusals;
 use crate::extract::JSON_BODY_LIMIT;
-use crate::handlers::{app, ops};
+use crate::handlers::{admin, app, ops, payments, pro, scheduler};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{get, post};
+use axum::middleware;
+use axum::routing::get;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -22,8 +24,6 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
-    let app_routes = Router::new().route("/how", post(app::how));
-
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<_>| {
@@ -44,10 +44,15 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
-        .nest("/app", app_routes)
+        .nest("/app", app::routes())
+        .nest("/pro", pro::routes())
+        .nest("/admin", admin::routes())
+        .nest("/scheduler", scheduler::routes())
+        .merge(payments::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(middleware::from_fn(localize_refusals))
         // `layer` wraps everything added before it, so the last layer here runs first.
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(trace)

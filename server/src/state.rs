@@ -1,12 +1,56 @@
 //! The shared application state handed to every handler (`State<AppState>`).
 //!
 //! Sub-states are extracted with `FromRef` (e.g. the [`Authenticator`] used by the auth
-//! extractors), so handlers ask only for what they use. Adding a service (store, blob store,
-//! outbox): add a field here and build it in `serve`; tests build states with [`AppState::new`].
+//! extractors), so handlers ask only for what they use. Adding a service: add a field here and
+//! build it in [`AppState::new`] (or with a `with_*` builder for test doubles).
 
 use crate::auth::Authenticator;
+use crate::blobs::BlobStore;
 use crate::db::Db;
+use crate::payments::{PaymentProvider, Sandbox};
+use crate::store::Store;
 use axum::extract::FromRef;
+use chrono::{DateTime, Utc};
+use sop_core::rules::Limits;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where "now" comes from; tests and jobs inject their own.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Server settings the handlers consult.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The data directory (SQLite, local blobs, local keys).
+    pub data_dir: PathBuf,
+    /// The base URL clients reach this server at (payment links, sandbox callbacks).
+    pub public_url: String,
+    /// The limits the core rules enforce.
+    pub limits: Limits,
+}
+
+impl Settings {
+    /// Standalone defaults for a data directory and a public URL.
+    pub fn new(data_dir: PathBuf, public_url: String) -> Self {
+        Self {
+            data_dir,
+            public_url,
+            limits: Limits::default(),
+        }
+    }
+}
 
 /// Everything a request handler may need. Cheap to clone: every field is a shared handle.
 #[derive(Clone, Debug, FromRef)]
@@ -15,11 +59,42 @@ pub struct AppState {
     pub db: Db,
     /// Verifies bearer tokens.
     pub auth: Authenticator,
+    /// Cases, catalog, notifications, audit log, outbox.
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    /// Uploaded documents and generated reports.
+    pub blobs: BlobStore,
+    /// The payment platform (the built-in sandbox unless one is configured).
+    pub payments: Arc<dyn PaymentProvider>,
 }
 
 impl AppState {
-    /// A state over a connected (and migrated) database and a token verifier.
-    pub fn new(db: Db, auth: Authenticator) -> Self {
-        Self { db, auth }
+    /// A standalone state over a connected (and migrated) database: local blobs under the data
+    /// directory, the sandbox payment platform, the system clock.
+    pub fn new(db: Db, auth: Authenticator, settings: Settings) -> Self {
+        let blobs = BlobStore::local(settings.data_dir.join("blobs"));
+        let payments: Arc<dyn PaymentProvider> =
+            Arc::new(Sandbox::new(&settings.data_dir, &settings.public_url));
+        Self {
+            store: Store::new(db.clone()),
+            db,
+            auth,
+            settings: Arc::new(settings),
+            clock: Arc::new(SystemClock),
+            blobs,
+            payments,
+        }
+    }
+
+    /// Replaces the clock (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// "Now" for this request.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 }

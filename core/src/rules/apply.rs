@@ -218,9 +218,11 @@ fn end_assignments(
     doctor: Option<&crate::ids::UserId>,
     at: crate::Timestamp,
 ) {
-    for a in case.assignments.iter_mut().filter(|a| {
-        a.active && a.role == role && doctor.is_none_or(|d| *d == a.doctor_id)
-    }) {
+    for a in case
+        .assignments
+        .iter_mut()
+        .filter(|a| a.active && a.role == role && doctor.is_none_or(|d| *d == a.doctor_id))
+    {
         a.active = false;
         a.removed_at = Some(at);
     }

@@ -30,7 +30,10 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
     };
 
     let relation = case.relation_of(actor);
-    let is_person = matches!(actor, Actor::Patient(_) | Actor::Doctor(_) | Actor::Admin(_));
+    let is_person = matches!(
+        actor,
+        Actor::Patient(_) | Actor::Doctor(_) | Actor::Admin(_)
+    );
     // SPEC §8: a doctor loses access to a case at once when removed (not `sees_case`) or when the
     // case is closed for them (cancelled or rejected), and a doctor without access gets 404.
     let closed_for_doctor = matches!(relation, Relation::Coordinator | Relation::Specialist)
@@ -67,7 +70,14 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
             doctor_id,
             payment_id,
             requested_documents,
-        } => assign_coordinator(&mut out, case, doctor_id, *payment_id, requested_documents, ctx)?,
+        } => assign_coordinator(
+            &mut out,
+            case,
+            doctor_id,
+            *payment_id,
+            requested_documents,
+            ctx,
+        )?,
         Command::ReassignCoordinator { doctor_id } => {
             if !ctx.catalog.may_coordinate(case.dc_id, doctor_id) {
                 return refuse(RefusalCode::CoordinatorNotEligible);
@@ -283,7 +293,9 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
 
 /// The user id of a person actor (the gate already admitted only people for these commands).
 fn person(actor: &Actor) -> Result<&UserId, Refusal> {
-    actor.user_id().ok_or_else(|| Refusal::new(RefusalCode::Forbidden))
+    actor
+        .user_id()
+        .ok_or_else(|| Refusal::new(RefusalCode::Forbidden))
 }
 
 /// T1 and T2.
@@ -513,7 +525,11 @@ fn assign_doctors(
         }
         out.notify(
             &d.doctor_id,
-            if first { N::DoctorsAssigned } else { N::DoctorAdded },
+            if first {
+                N::DoctorsAssigned
+            } else {
+                N::DoctorAdded
+            },
         );
     }
     if first {

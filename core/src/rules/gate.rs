@@ -60,7 +60,10 @@ pub fn status_allows(command: &Command, case: &Case) -> bool {
         Command::UploadDocument { .. } | Command::AnswerDocumentRequest { .. } => !s.is_final(),
         Command::Cancel { .. } => !s.is_final(),
         Command::Reject { .. } => {
-            matches!(s, Submitted | AwaitingPayment | PaymentFailed | PaymentSuccessful)
+            matches!(
+                s,
+                Submitted | AwaitingPayment | PaymentFailed | PaymentSuccessful
+            )
         }
         Command::PaymentSucceeded { .. }
         | Command::PaymentFailed { .. }

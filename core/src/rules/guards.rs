@@ -98,7 +98,10 @@ pub(super) fn intake_patch(patch: &IntakePatch, limits: &Limits) -> Guard {
     if let Some(a) = patch.patient_age {
         age(a)?;
     }
-    for t in [&patch.medical_history, &patch.questions].into_iter().flatten() {
+    for t in [&patch.medical_history, &patch.questions]
+        .into_iter()
+        .flatten()
+    {
         text(t, limits)?;
     }
     Ok(())

@@ -88,9 +88,6 @@ pub fn execute(
     ctx: &Context<'_>,
 ) -> Result<(Option<Case>, Decision), Refusal> {
     let decision = decide(case, command, actor, ctx)?;
-    let next = decision
-        .events
-        .iter()
-        .fold(case.cloned(), apply);
+    let next = decision.events.iter().fold(case.cloned(), apply);
     Ok((next, decision))
 }

@@ -197,7 +197,12 @@ pub fn create(submit: bool) -> Command {
     create_with(RT, DC, full_intake(), submit)
 }
 
-pub fn create_with(rt_id: ReviewTypeId, dc_id: CategoryId, intake: Intake, submit: bool) -> Command {
+pub fn create_with(
+    rt_id: ReviewTypeId,
+    dc_id: CategoryId,
+    intake: Intake,
+    submit: bool,
+) -> Command {
     Command::CreateCase {
         case_id: CASE,
         rt_id,
@@ -375,7 +380,11 @@ impl Fx {
             Ok((_, decision)) => panic!(
                 "{} by {actor:?} was expected to be refused but gave {:?}",
                 command.name(),
-                decision.events.iter().map(|e| e.kind.name()).collect::<Vec<_>>()
+                decision
+                    .events
+                    .iter()
+                    .map(|e| e.kind.name())
+                    .collect::<Vec<_>>()
             ),
             Err(refusal) => {
                 assert_eq!(self.case, before, "a refusal must not change the case");
@@ -476,7 +485,10 @@ pub fn opinions_in() -> Fx {
 /// Summary submitted; the report is not stored yet.
 pub fn completed() -> Fx {
     let mut fx = opinions_in();
-    fx.run(&doctor(c1()), summary("Both specialists agree: medical therapy first."));
+    fx.run(
+        &doctor(c1()),
+        summary("Both specialists agree: medical therapy first."),
+    );
     fx
 }
 

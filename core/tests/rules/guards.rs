@@ -92,7 +92,11 @@ fn create_and_submit_fixes_price_and_sla() {
     assert_eq!(case.status, Status::Submitted);
     let pricing = case.pricing.clone().unwrap();
     assert_eq!(
-        (pricing.price, pricing.currency.as_str(), pricing.expected_review_days),
+        (
+            pricing.price,
+            pricing.currency.as_str(),
+            pricing.expected_review_days
+        ),
         (PRICE, CURRENCY, REVIEW_DAYS)
     );
     assert_eq!(case.submitted_at, Some(base()));
@@ -155,14 +159,20 @@ fn submit_accepts_ages_0_and_130() {
 fn submit_refused_when_review_type_deactivated_after_drafting() {
     let mut fx = draft();
     fx.catalog.review_types[0].active = false;
-    assert_eq!(fx.refused(&owner(), Command::SubmitCase), R::ReviewTypeInactive);
+    assert_eq!(
+        fx.refused(&owner(), Command::SubmitCase),
+        R::ReviewTypeInactive
+    );
 }
 
 #[test]
 fn submit_refused_when_category_deactivated_after_drafting() {
     let mut fx = draft();
     fx.catalog.categories[0].active = false;
-    assert_eq!(fx.refused(&owner(), Command::SubmitCase), R::CategoryInactive);
+    assert_eq!(
+        fx.refused(&owner(), Command::SubmitCase),
+        R::CategoryInactive
+    );
 }
 
 #[test]
@@ -261,7 +271,8 @@ fn assign_coordinator_with_requested_documents_opens_a_request_by_the_coordinato
 
 #[test]
 fn reassign_coordinator_refused_when_same_coordinator() {
-    let code = awaiting_payment().refused(&admin(), Command::ReassignCoordinator { doctor_id: c1() });
+    let code =
+        awaiting_payment().refused(&admin(), Command::ReassignCoordinator { doctor_id: c1() });
     assert_eq!(code, R::SameCoordinator);
 }
 
@@ -280,7 +291,11 @@ fn reassign_coordinator_keeps_the_payment_and_ends_the_old_assignment() {
     assert_eq!(case.coordinator_id, Some(c2()));
     assert_eq!(case.payments, payments, "the payment and its link stay");
     assert_eq!(case.current_payment().unwrap().link.as_deref(), Some(LINK1));
-    let c1_assignment = case.assignments.iter().find(|a| a.doctor_id == c1()).unwrap();
+    let c1_assignment = case
+        .assignments
+        .iter()
+        .find(|a| a.doctor_id == c1())
+        .unwrap();
     assert!(!c1_assignment.active);
     // The old coordinator has lost the case.
     assert_eq!(
@@ -320,7 +335,10 @@ fn assign_doctors_refused_when_list_empty() {
 fn assign_doctors_refused_for_the_coordinator_as_specialist() {
     let mut fx = payment_successful();
     fx.catalog.categories[0].doctor_ids.push(c1());
-    assert_eq!(fx.refused(&doctor(c1()), assign(&[c1()])), R::DoctorIsCoordinator);
+    assert_eq!(
+        fx.refused(&doctor(c1()), assign(&[c1()])),
+        R::DoctorIsCoordinator
+    );
 }
 
 #[test]
@@ -376,7 +394,13 @@ fn assign_doctors_may_bring_back_a_removed_specialist() {
     assert_eq!(fx.refused(&doctor(d3()), opinion("x")), R::CaseNotFound);
     fx.run(&doctor(c1()), assign(&[d3()]));
     fx.run(&doctor(d3()), opinion("Back on the case."));
-    assert!(fx.case().active_specialist(&d3()).unwrap().opinion_submitted_at.is_some());
+    assert!(
+        fx.case()
+            .active_specialist(&d3())
+            .unwrap()
+            .opinion_submitted_at
+            .is_some()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,7 +426,12 @@ fn unassign_refused_after_the_doctor_submitted() {
 fn unassign_refused_for_a_doctor_not_active_on_the_case() {
     let fx = doctors_assigned();
     for who in [d3(), d9(), c1()] {
-        let code = fx.refused(&doctor(c1()), Command::UnassignDoctor { doctor_id: who.clone() });
+        let code = fx.refused(
+            &doctor(c1()),
+            Command::UnassignDoctor {
+                doctor_id: who.clone(),
+            },
+        );
         assert_eq!(code, R::DoctorNotAssigned, "{who}");
     }
 }
@@ -531,7 +560,10 @@ fn upload_refused_when_the_case_total_would_exceed_500_mib() {
         let id = DocumentId(Uuid::from_u128(0xd300 + i));
         fx.run(&owner(), upload(id, 50 * MIB));
     }
-    assert_eq!(fx.refused(&owner(), upload(DOC2, 49 * MIB)), R::CaseStorageFull);
+    assert_eq!(
+        fx.refused(&owner(), upload(DOC2, 49 * MIB)),
+        R::CaseStorageFull
+    );
     // Exactly 500 MiB fits.
     fx.run(&owner(), upload(DOC2, 48 * MIB));
     assert_eq!(fx.case().stored_bytes(), 500 * MIB);
@@ -549,20 +581,32 @@ fn upload_refused_for_an_empty_file() {
 fn upload_refused_for_an_invalid_name_or_checksum() {
     let mut nameless = doc(DOC2, "application/pdf", MIB);
     nameless.file_name = " ".into();
-    assert_eq!(draft().refused(&owner(), upload_doc(nameless)), R::FileNameInvalid);
+    assert_eq!(
+        draft().refused(&owner(), upload_doc(nameless)),
+        R::FileNameInvalid
+    );
     let mut bad_sha = doc(DOC2, "application/pdf", MIB);
     bad_sha.sha256 = "xyz".into();
-    assert_eq!(draft().refused(&owner(), upload_doc(bad_sha)), R::Sha256Invalid);
+    assert_eq!(
+        draft().refused(&owner(), upload_doc(bad_sha)),
+        R::Sha256Invalid
+    );
 }
 
 #[test]
 fn upload_refused_for_a_document_id_already_used() {
-    assert_eq!(draft().refused(&owner(), upload(DOC1, MIB)), R::IdAlreadyUsed);
+    assert_eq!(
+        draft().refused(&owner(), upload(DOC1, MIB)),
+        R::IdAlreadyUsed
+    );
 }
 
 #[test]
 fn upload_refused_after_submit_without_an_open_request() {
-    assert_eq!(submitted().refused(&owner(), upload(DOC2, MIB)), R::NoOpenRequest);
+    assert_eq!(
+        submitted().refused(&owner(), upload(DOC2, MIB)),
+        R::NoOpenRequest
+    );
 }
 
 #[test]
@@ -571,7 +615,10 @@ fn upload_refused_once_the_only_request_is_answered() {
     let mut answering = doc(DOC2, "application/pdf", MIB);
     answering.request_id = Some(REQ1);
     fx.run(&owner(), upload_doc(answering));
-    fx.run(&owner(), Command::AnswerDocumentRequest { request_id: REQ1 });
+    fx.run(
+        &owner(),
+        Command::AnswerDocumentRequest { request_id: REQ1 },
+    );
     assert_eq!(fx.refused(&owner(), upload(DOC3, MIB)), R::NoOpenRequest);
 }
 
@@ -579,10 +626,16 @@ fn upload_refused_once_the_only_request_is_answered() {
 fn upload_refused_for_an_answered_or_unknown_request() {
     let mut fx = doctors_assigned();
     fx.run(&doctor(d1()), request_docs(&["ECG"]));
-    fx.run(&owner(), Command::AnswerDocumentRequest { request_id: REQ1 });
+    fx.run(
+        &owner(),
+        Command::AnswerDocumentRequest { request_id: REQ1 },
+    );
     let mut late = doc(DOC2, "application/pdf", MIB);
     late.request_id = Some(REQ1);
-    assert_eq!(fx.refused(&owner(), upload_doc(late.clone())), R::RequestNotOpen);
+    assert_eq!(
+        fx.refused(&owner(), upload_doc(late.clone())),
+        R::RequestNotOpen
+    );
     late.request_id = Some(REQ3);
     assert_eq!(fx.refused(&owner(), upload_doc(late)), R::RequestNotFound);
 }
@@ -590,8 +643,14 @@ fn upload_refused_for_an_answered_or_unknown_request() {
 #[test]
 fn answer_request_refused_when_already_answered() {
     let mut fx = payment_successful();
-    fx.run(&owner(), Command::AnswerDocumentRequest { request_id: REQ1 });
-    let code = fx.refused(&owner(), Command::AnswerDocumentRequest { request_id: REQ1 });
+    fx.run(
+        &owner(),
+        Command::AnswerDocumentRequest { request_id: REQ1 },
+    );
+    let code = fx.refused(
+        &owner(),
+        Command::AnswerDocumentRequest { request_id: REQ1 },
+    );
     assert_eq!(code, R::RequestNotOpen);
 }
 
@@ -641,9 +700,15 @@ fn submit_opinion_refused_when_summary_empty() {
 #[test]
 fn submit_summary_refused_when_opinions_missing() {
     let mut fx = doctors_assigned();
-    assert_eq!(fx.refused(&doctor(c1()), summary("Done")), R::OpinionsMissing);
+    assert_eq!(
+        fx.refused(&doctor(c1()), summary("Done")),
+        R::OpinionsMissing
+    );
     fx.run(&doctor(d1()), opinion("One of two."));
-    assert_eq!(fx.refused(&doctor(c1()), summary("Done")), R::OpinionsMissing);
+    assert_eq!(
+        fx.refused(&doctor(c1()), summary("Done")),
+        R::OpinionsMissing
+    );
 }
 
 #[test]
@@ -675,7 +740,10 @@ fn submit_summary_does_not_wait_for_a_removed_specialist() {
 fn cancel_reason_over_1000_chars_refused() {
     let long = "r".repeat(1001);
     assert_eq!(draft().refused(&owner(), cancel(&long)), R::ReasonTooLong);
-    assert_eq!(doctors_assigned().refused(&admin(), cancel(&long)), R::ReasonTooLong);
+    assert_eq!(
+        doctors_assigned().refused(&admin(), cancel(&long)),
+        R::ReasonTooLong
+    );
 }
 
 #[test]
@@ -707,7 +775,10 @@ fn cancel_records_the_reason_and_who_closed() {
 #[test]
 fn reject_refused_without_a_reason() {
     for reason in ["", "\t"] {
-        assert_eq!(submitted().refused(&admin(), reject(reason)), R::ReasonRequired);
+        assert_eq!(
+            submitted().refused(&admin(), reject(reason)),
+            R::ReasonRequired
+        );
     }
 }
 
@@ -745,7 +816,10 @@ fn draft_reminder_sent_at_most_once() {
     fx.advance(TimeDelta::days(2));
     fx.run(&system(), Command::SendDraftReminder);
     fx.advance(TimeDelta::days(2));
-    assert_eq!(fx.refused(&system(), Command::SendDraftReminder), R::AlreadySent);
+    assert_eq!(
+        fx.refused(&system(), Command::SendDraftReminder),
+        R::AlreadySent
+    );
 }
 
 #[test]
@@ -757,7 +831,10 @@ fn overdue_alert_refused_until_past_due() {
     fx.now = due + TimeDelta::seconds(1);
     fx.run(&system(), Command::SendOverdueAlert);
     fx.advance(TimeDelta::days(1));
-    assert_eq!(fx.refused(&system(), Command::SendOverdueAlert), R::AlreadySent);
+    assert_eq!(
+        fx.refused(&system(), Command::SendOverdueAlert),
+        R::AlreadySent
+    );
 }
 
 #[test]

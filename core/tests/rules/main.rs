@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fixtures;
-mod properties;
-mod table;
 mod guards;
 mod money;
 mod notifications;
+mod properties;
+mod table;

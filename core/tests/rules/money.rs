@@ -42,7 +42,10 @@ fn payment_success_sets_due_date_and_requests_the_invoice() {
     let mut fx = awaiting_payment();
     let at = fx.now;
     let decision = fx.run(&platform(), paid(PAY1));
-    assert_eq!(decision.effects, vec![Effect::RequestInvoice { payment_id: PAY1 }]);
+    assert_eq!(
+        decision.effects,
+        vec![Effect::RequestInvoice { payment_id: PAY1 }]
+    );
     let case = fx.case();
     assert_eq!(case.status, Status::PaymentSuccessful);
     assert_eq!(case.paid_at, Some(at));
@@ -57,7 +60,10 @@ fn payment_success_with_wrong_amount_refused() {
         amount: PRICE - 1,
         currency: CURRENCY.into(),
     };
-    assert_eq!(awaiting_payment().refused(&platform(), command), R::AmountMismatch);
+    assert_eq!(
+        awaiting_payment().refused(&platform(), command),
+        R::AmountMismatch
+    );
 }
 
 #[test]
@@ -67,7 +73,10 @@ fn payment_success_with_wrong_currency_refused() {
         amount: PRICE,
         currency: "USD".into(),
     };
-    assert_eq!(awaiting_payment().refused(&platform(), command), R::AmountMismatch);
+    assert_eq!(
+        awaiting_payment().refused(&platform(), command),
+        R::AmountMismatch
+    );
 }
 
 #[test]
@@ -90,7 +99,10 @@ fn late_success_after_failure_is_honoured() {
     let mut fx = payment_failed();
     let decision = fx.run(&platform(), paid(PAY1));
     assert_eq!(fx.status(), Status::PaymentSuccessful);
-    assert_eq!(decision.effects, vec![Effect::RequestInvoice { payment_id: PAY1 }]);
+    assert_eq!(
+        decision.effects,
+        vec![Effect::RequestInvoice { payment_id: PAY1 }]
+    );
     assert!(fx.case().due_at.is_some());
 }
 
@@ -235,7 +247,10 @@ fn cancel_before_payment_requests_no_refund() {
 
 #[test]
 fn completed_case_cancelled_is_refused_and_keeps_the_money() {
-    assert_eq!(completed().refused(&admin(), cancel("late")), R::InvalidStatus);
+    assert_eq!(
+        completed().refused(&admin(), cancel("late")),
+        R::InvalidStatus
+    );
 }
 
 #[test]
@@ -249,12 +264,21 @@ fn refund_is_tracked_from_requested_to_refunded_on_the_timeline() {
         },
     );
     assert_eq!(
-        decision.notifications.iter().map(|n| &n.recipient).collect::<Vec<_>>(),
+        decision
+            .notifications
+            .iter()
+            .map(|n| &n.recipient)
+            .collect::<Vec<_>>(),
         [&Recipient::User(p1())]
     );
-    assert_eq!(decision.notifications[0].kind, NotificationKind::RefundCompleted);
+    assert_eq!(
+        decision.notifications[0].kind,
+        NotificationKind::RefundCompleted
+    );
     let kinds = timeline_kinds(&fx);
-    let requested = kinds.iter().position(|k| *k == TimelineKind::RefundRequested);
+    let requested = kinds
+        .iter()
+        .position(|k| *k == TimelineKind::RefundRequested);
     let refunded = kinds.iter().position(|k| *k == TimelineKind::Refunded);
     assert!(requested.is_some() && refunded > requested, "{kinds:?}");
     // Repeated settlement: nothing more.
@@ -280,7 +304,10 @@ fn failed_refund_is_shown_to_admins_and_may_still_succeed() {
     );
     assert_eq!(decision.notifications.len(), 1);
     assert_eq!(decision.notifications[0].recipient, Recipient::Admins);
-    assert_eq!(decision.notifications[0].kind, NotificationKind::RefundFailed);
+    assert_eq!(
+        decision.notifications[0].kind,
+        NotificationKind::RefundFailed
+    );
     assert_eq!(
         fx.case().payment(PAY1).unwrap().refund,
         Some(RefundStatus::Failed)

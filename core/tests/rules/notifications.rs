@@ -114,7 +114,10 @@ fn t9_doctor_added_later_notifies_that_doctor_and_the_patient() {
     let d = fx.run(&doctor(c1()), assign(&[d3()]));
     assert_notified(
         &d,
-        &[(user(d3()), N::DoctorAdded), (user(p1()), N::DoctorsAssigned)],
+        &[
+            (user(d3()), N::DoctorAdded),
+            (user(p1()), N::DoctorsAssigned),
+        ],
     );
 }
 
@@ -149,10 +152,16 @@ fn t12_answered_request_notifies_the_requester() {
     );
     let d = fx.run(&owner(), upload(DOC2, MIB));
     assert_notified(&d, &[]);
-    let d = fx.run(&owner(), Command::AnswerDocumentRequest { request_id: REQ1 });
+    let d = fx.run(
+        &owner(),
+        Command::AnswerDocumentRequest { request_id: REQ1 },
+    );
     assert_eq!(names(&d), ["document_request_answered", "timeline"]);
     assert_notified(&d, &[(user(c1()), N::DocumentsProvided)]);
-    let d = fx.run(&owner(), Command::AnswerDocumentRequest { request_id: REQ2 });
+    let d = fx.run(
+        &owner(),
+        Command::AnswerDocumentRequest { request_id: REQ2 },
+    );
     assert_notified(&d, &[(user(d1()), N::DocumentsProvided)]);
 }
 
@@ -246,7 +255,10 @@ fn scheduled_overdue_alert_notifies_coordinator_and_pending_specialists() {
     let d = fx.run(&system(), Command::SendOverdueAlert);
     assert_notified(
         &d,
-        &[(user(c1()), N::OverdueReport), (user(d1()), N::OverdueReport)],
+        &[
+            (user(c1()), N::OverdueReport),
+            (user(d1()), N::OverdueReport),
+        ],
     );
 }
 
@@ -262,11 +274,19 @@ fn scheduled_draft_reminder_notifies_the_patient() {
 fn notification_texts_carry_only_the_case_reference() {
     let fx = doctors_assigned();
     let reference = fx.case().reference();
-    for kind in [N::CaseSubmitted, N::DoctorsAssigned, N::ReportReady, N::OverdueReport] {
+    for kind in [
+        N::CaseSubmitted,
+        N::DoctorsAssigned,
+        N::ReportReady,
+        N::OverdueReport,
+    ] {
         let (title, body) = kind.text(&reference);
         assert!(body.en.contains(&reference) && body.ar.contains(&reference));
         for text in [&title.en, &title.ar, &body.en, &body.ar] {
-            assert!(!text.contains("Cardiology") && !text.contains("PAT1"), "{text}");
+            assert!(
+                !text.contains("Cardiology") && !text.contains("PAT1"),
+                "{text}"
+            );
         }
     }
 }

@@ -284,7 +284,10 @@ fn columns() -> Vec<Column> {
                 (Submitted, no(R::UnknownPayment)),
                 (
                     AwaitingPayment,
-                    to(PaymentFailed, &["payment_settled", "status_changed", "timeline"]),
+                    to(
+                        PaymentFailed,
+                        &["payment_settled", "status_changed", "timeline"],
+                    ),
                 ),
                 (PaymentFailed, same(NOTHING)),
                 (PaymentSuccessful, same(NOTHING)),
@@ -336,10 +339,7 @@ fn columns() -> Vec<Column> {
             name: "T10 unassign_doctor",
             who: &[Rel::Coordinator],
             create: None,
-            from: vec![(
-                DoctorsAssigned,
-                same(&["specialist_removed", "timeline"]),
-            )],
+            from: vec![(DoctorsAssigned, same(&["specialist_removed", "timeline"]))],
             variant: std,
             command: || Command::UnassignDoctor {
                 doctor_id: fixtures::d2(),
@@ -656,13 +656,11 @@ fn every_status_command_and_actor_gets_the_spec_outcome() {
     for column in &columns {
         let command = (column.command)();
         for status in statuses() {
-            let fx = fixtures
-                .entry((status, column.variant))
-                .or_insert_with(|| {
-                    let mut fx = fixtures::at(status, column.variant);
-                    fx.now = now();
-                    fx
-                });
+            let fx = fixtures.entry((status, column.variant)).or_insert_with(|| {
+                let mut fx = fixtures::at(status, column.variant);
+                fx.now = now();
+                fx
+            });
             for kind in Kind::ALL {
                 asserted += 1;
                 let exp = expected(column, status, kind);

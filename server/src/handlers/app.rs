@@ -3,8 +3,16 @@
 use crate::auth::PatientAuth;
 use crate::envelope::{Envelope, ok};
 use crate::extract::JsonOrEmpty;
-use crate::lang::Lang;
+use crate::lang::RequestLang;
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::post;
 use serde::{Deserialize, Serialize};
+
+/// The routes of `/app`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/how", post(how))
+}
 
 /// The body of `/app/how`: nothing is needed (the language comes from the `lang` header); an
 /// empty body or `{}` are both fine and unknown fields are ignored.
@@ -59,7 +67,7 @@ const HOW_STEPS: [(&str, &str, &str, &str); 5] = [
 /// `POST /app/how`: the "how it works" steps in the language of the `lang` header.
 pub async fn how(
     PatientAuth(_user): PatientAuth,
-    lang: Lang,
+    RequestLang(lang): RequestLang,
     // Parsed so that a malformed body is refused like everywhere else; it carries nothing yet.
     JsonOrEmpty(_request): JsonOrEmpty<HowRequest>,
 ) -> Envelope<Vec<HowStep>> {

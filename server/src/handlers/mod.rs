@@ -1,7 +1,10 @@
-//! Request handlers, one module per route group (`ops` for health checks and fallbacks, `app`
-//! for patients; `pro`, `admin`, `scheduler` and `sync` come next). Handlers stay thin:
-//! extract, call the core and a store, answer an envelope. Routes are assembled in
-//! [`crate::router`].
+//! Request handlers, one module per route group. Each exposes `routes()`, nested under its
+//! prefix by [`crate::router`]. Handlers stay thin: extract, call the core and the store, answer
+//! an envelope.
 
+pub mod admin;
 pub mod app;
 pub mod ops;
+pub mod payments;
+pub mod pro;
+pub mod scheduler;

@@ -396,7 +396,9 @@ pub async fn in_process() -> (AppState, LocalKey, tempfile::TempDir) {
     db.migrate().await.expect("migrate");
     let key = LocalKey::generate().expect("key");
     let auth = Authenticator::local(&key).expect("authenticator");
-    (AppState::new(db, auth), key, dir)
+    let settings =
+        sop_server::state::Settings::new(dir.path().to_path_buf(), "http://127.0.0.1:0".to_owned());
+    (AppState::new(db, auth, settings), key, dir)
 }
 
 #[test]
