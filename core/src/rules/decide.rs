@@ -3,10 +3,11 @@
 
 use super::outcome::Outcome;
 use super::{Context, gate, guards};
+use crate::access;
 use crate::actor::Actor;
 use crate::case::{
     AssignmentRole, Case, DocumentMeta, DocumentRequest, PaymentStatus, Pricing, RefundStatus,
-    Relation, Status, TimelineKind,
+    Status, TimelineKind,
 };
 use crate::command::{Command, DoctorToAssign, NewDocument, RequestSpec};
 use crate::event::{Decision, Effect, EventKind, NotificationKind as N};
@@ -34,11 +35,9 @@ pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Conte
         actor,
         Actor::Patient(_) | Actor::Doctor(_) | Actor::Admin(_)
     );
-    // SPEC §8: a doctor loses access to a case at once when removed (not `sees_case`) or when the
-    // case is closed for them (cancelled or rejected), and a doctor without access gets 404.
-    let closed_for_doctor = matches!(relation, Relation::Coordinator | Relation::Specialist)
-        && matches!(case.status, Status::Cancelled | Status::Rejected);
-    if is_person && (!relation.sees_case() || closed_for_doctor) {
+    // SPEC §8: a person without access (never on the case, removed, or a doctor on a case that
+    // was cancelled or rejected) gets 404, whatever the command.
+    if is_person && !access::sees_case(case, actor) {
         return refuse(RefusalCode::CaseNotFound);
     }
     if !gate::who_may(command).contains(&relation) {

@@ -379,7 +379,7 @@ fn walk_input() -> impl Strategy<Value = (Option<Status>, Vec<Step>)> {
 // ---------------------------------------------------------------------------------------------
 // The walk
 
-/// One step as it happened.
+/// One try as it happened: the case before and after, when, and the answer.
 struct Taken {
     before: Option<Case>,
     after: Option<Case>,
@@ -390,6 +390,7 @@ struct Taken {
 struct Walk {
     /// Every accepted event from the very first (the fixture's included).
     history: Vec<Event>,
+    /// Every try, refused or accepted, in order.
     steps: Vec<Taken>,
     last: Option<Case>,
 }
