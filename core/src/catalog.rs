@@ -171,3 +171,67 @@ pub fn check_mapping(catalog: &Catalog, mapping: &CoordinatorMapping) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn category(active: bool) -> DiseaseCategory {
+        DiseaseCategory {
+            dc_id: CategoryId(Uuid::from_u128(1)),
+            label_en: "Oncology".into(),
+            label_ar: "الأورام".into(),
+            active,
+            doctor_ids: vec![UserId::from("EMP11")],
+        }
+    }
+
+    fn mapping(id: u128, doctors: &[&str]) -> CoordinatorMapping {
+        CoordinatorMapping {
+            cc_id: MappingId(Uuid::from_u128(id)),
+            speciality_id: CategoryId(Uuid::from_u128(1)),
+            doctor_ids: doctors.iter().map(|d| UserId::from(*d)).collect(),
+            active: true,
+        }
+    }
+
+    fn code(catalog: &Catalog, m: &CoordinatorMapping) -> Option<RefusalCode> {
+        check_mapping(catalog, m).err().map(|r| r.code)
+    }
+
+    #[test]
+    fn mapping_needs_an_active_category_and_doctors() {
+        let inactive = Catalog {
+            categories: vec![category(false)],
+            ..Catalog::default()
+        };
+        assert_eq!(
+            code(&inactive, &mapping(10, &["EMP10"])),
+            Some(RefusalCode::MappingCategoryInvalid)
+        );
+        let active = Catalog {
+            categories: vec![category(true)],
+            ..Catalog::default()
+        };
+        assert_eq!(
+            code(&active, &mapping(10, &[])),
+            Some(RefusalCode::MappingDoctorsRequired)
+        );
+        assert_eq!(code(&active, &mapping(10, &["EMP10"])), None);
+    }
+
+    #[test]
+    fn at_most_one_active_mapping_per_category_but_editing_it_is_fine() {
+        let catalog = Catalog {
+            categories: vec![category(true)],
+            mappings: vec![mapping(10, &["EMP10"])],
+            ..Catalog::default()
+        };
+        assert_eq!(
+            code(&catalog, &mapping(11, &["EMP12"])),
+            Some(RefusalCode::MappingExists)
+        );
+        assert_eq!(code(&catalog, &mapping(10, &["EMP12"])), None);
+    }
+}

@@ -12,3 +12,4 @@ mod money;
 mod notifications;
 mod properties;
 mod table;
+mod views;
