@@ -3,8 +3,8 @@
 //! when, where and the outcome — never clinical text, bodies or document contents.
 
 use super::rows::AuditRow;
-use super::sql::Tx;
-use super::{Store, StoreError, read_tx, write_tx};
+use super::sql::{AuditFilter, Tx};
+use super::{Page, Paged, Store, StoreError, read_tx, write_tx};
 use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -110,6 +110,30 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         write_tx!(&self.db, |tx| append(&mut tx, meta, entry, now).await)
+    }
+
+    /// A page of audit rows matching `filter`, newest first.
+    pub async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<Paged<AuditRow>, StoreError> {
+        let (items, total) = read_tx!(&self.db, |tx| tx.list_audit(filter, page.window()).await)?;
+        Ok(Paged { items, total, page })
+    }
+
+    /// The "who viewed my case" of a patient (SPEC §8): audit rows of doctors and admins about
+    /// the patient's cases (or one of them), newest first.
+    pub async fn access_history(
+        &self,
+        patient_id: &str,
+        case_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Paged<AuditRow>, StoreError> {
+        let (items, total) = read_tx!(&self.db, |tx| tx
+            .access_history(patient_id, case_id, page.window())
+            .await)?;
+        Ok(Paged { items, total, page })
     }
 
     /// Walks the whole chain and reports the first broken row.

@@ -51,6 +51,17 @@ pub(crate) async fn load<T: Tx>(tx: &mut T, id: CaseId) -> Result<Option<(Case, 
         .map(|row| (row.state.0, row.version)))
 }
 
+/// Loads a case to change it, holding it until the transaction ends.
+pub(crate) async fn load_for_update<T: Tx>(
+    tx: &mut T,
+    id: CaseId,
+) -> Result<Option<(Case, i64)>, StoreError> {
+    Ok(tx
+        .case_row_for_update(id.0)
+        .await?
+        .map(|row| (row.state.0, row.version)))
+}
+
 /// The key that makes an outbound call happen once however often the effect is recorded.
 fn idempotency_key(case_id: CaseId, effect: &Effect) -> String {
     match effect {
@@ -85,7 +96,7 @@ async fn execute_in<T: Tx>(
     now: DateTime<Utc>,
     freeze: Freeze<'_>,
 ) -> Result<Executed, StoreError> {
-    let current = load(tx, case_id).await?;
+    let current = load_for_update(tx, case_id).await?;
     let (rt, dc) = match (&current, command) {
         (Some((case, _)), _) => (case.rt_id, case.dc_id),
         (None, Command::CreateCase { rt_id, dc_id, .. }) => (*rt_id, *dc_id),
@@ -245,6 +256,49 @@ impl Store {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Whether `command` would go through now, deciding it with the core without storing
+    /// anything (used before expensive side effects such as storing an upload's bytes). A
+    /// refusal is audited like one from [`Store::execute`]; the real `execute` decides again.
+    pub async fn precheck(
+        &self,
+        case_id: CaseId,
+        command: &Command,
+        actor: &Actor,
+        meta: &AuditMeta,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let decided = read_tx!(&self.db, |tx| {
+            let current = load(&mut tx, case_id).await?;
+            match current {
+                None => Err(StoreError::Refused(Refusal::new(
+                    sop_core::RefusalCode::CaseNotFound,
+                ))),
+                Some((case, _)) => {
+                    let catalog = catalog_for(&mut tx, case.rt_id, case.dc_id).await?;
+                    let ctx = Context {
+                        catalog: &catalog,
+                        limits,
+                        now,
+                    };
+                    rules::decide(Some(&case), command, actor, &ctx)
+                        .map(|_| ())
+                        .map_err(StoreError::Refused)
+                }
+            }
+        });
+        if let Err(StoreError::Refused(refusal)) = &decided {
+            let entry = AuditEntry {
+                action: command.name(),
+                case_id: Some(case_id.0),
+                resource_id: None,
+                outcome: format!("refused:{}", refusal.code),
+            };
+            self.audit(meta, entry, now).await?;
+        }
+        decided
     }
 
     /// The current state of a case, if it exists.

@@ -3,7 +3,7 @@
 //! (The patient's intake lives on the case itself and changes through `UpdateIntake`.)
 
 use super::audit::{self, AuditEntry, AuditMeta};
-use super::cases::load;
+use super::cases::load_for_update;
 use super::sql::Tx;
 use super::{Store, StoreError, read_tx, write_tx};
 use chrono::{DateTime, Utc};
@@ -81,7 +81,7 @@ async fn save_in<T: Tx>(
     meta: &AuditMeta,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let Some((case, _)) = load(tx, case_id).await? else {
+    let Some((case, _)) = load_for_update(tx, case_id).await? else {
         return Err(Refusal::new(RefusalCode::CaseNotFound).into());
     };
     may_write(&case, actor, kind)?;

@@ -26,7 +26,27 @@ impl Store {
         Ok(Paged { items, total, page })
     }
 
-    /// Outbox rows due for delivery.
+    /// Adds an outbound call made outside a case command (the sandbox's callback retry);
+    /// false when a row with the same idempotency key exists already.
+    pub async fn enqueue_outbox(&self, row: &OutboxRow) -> Result<bool, StoreError> {
+        Ok(write_tx!(&self.db, |tx| tx.insert_outbox(row).await)?)
+    }
+
+    /// Takes a due row (`pending`, or `delivering` with an expired lease) for delivery until
+    /// `lease_until`. Only one caller gets `true`, so several workers never deliver a row twice
+    /// at once; a worker that dies leaves the row to be retried once its lease ends.
+    pub async fn claim_outbox(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(write_tx!(&self.db, |tx| tx
+            .claim_outbox(id, now, lease_until)
+            .await)?)
+    }
+
+    /// Outbox rows due for delivery (including rows whose delivery lease expired).
     pub async fn due_outbox(
         &self,
         now: DateTime<Utc>,

@@ -11,11 +11,13 @@ mod cases;
 mod catalog;
 mod content;
 mod feed;
+mod files;
 pub mod rows;
 pub mod sql;
 
-pub use audit::{AuditMeta, ChainReport};
+pub use audit::{AuditEntry, AuditMeta, ChainReport};
 pub use cases::{ADMINS_RECIPIENT, Executed};
+pub use content::Draft;
 pub use sql::{AuditFilter, CaseFilter, Tx, Window};
 
 use crate::db::Db;

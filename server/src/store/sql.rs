@@ -60,6 +60,11 @@ pub struct Window {
 /// The operations of the store inside one transaction.
 pub trait Tx: Send {
     fn case_row(&mut self, id: Uuid) -> impl Future<Output = R<Option<CaseRow>>> + Send;
+    /// Like `case_row`, and holds the row until the transaction ends where the backend can
+    /// (PostgreSQL `FOR UPDATE`; SQLite write transactions are exclusive already), so concurrent
+    /// commands on one case queue instead of conflicting.
+    fn case_row_for_update(&mut self, id: Uuid)
+    -> impl Future<Output = R<Option<CaseRow>>> + Send;
     fn insert_case(&mut self, case: &Case, version: i64) -> impl Future<Output = R<bool>> + Send;
     fn update_case(
         &mut self,
@@ -148,6 +153,13 @@ pub trait Tx: Send {
         now: DateTime<Utc>,
         limit: i64,
     ) -> impl Future<Output = R<Vec<OutboxRow>>> + Send;
+    /// Takes a due row for delivery until `lease_until`; false when another worker has it.
+    fn claim_outbox(
+        &mut self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = R<bool>> + Send;
     fn finish_outbox(
         &mut self,
         id: Uuid,
@@ -200,6 +212,14 @@ pub trait Tx: Send {
         seq: i64,
         limit: i64,
     ) -> impl Future<Output = R<Vec<AuditRow>>> + Send;
+    /// Audit rows of doctors and admins about the cases of `patient_id` (optionally one case),
+    /// newest first: the patient's "who viewed my case".
+    fn access_history(
+        &mut self,
+        patient_id: &str,
+        case_id: Option<Uuid>,
+        window: Window,
+    ) -> impl Future<Output = R<(Vec<AuditRow>, i64)>> + Send;
 }
 
 const REVIEW_TYPE_COLUMNS: &str = "rt_id, title_en, title_ar, description_en, description_ar, \
@@ -220,13 +240,23 @@ fn like_pattern(q: &str) -> String {
 }
 
 macro_rules! impl_tx {
-    ($db:ty, lock_audit = $lock:expr) => {
-        impl Tx for sqlx::Transaction<'static, $db> {
+    ($db:ty, lock_audit = $lock:expr, for_update = $for_update:literal) => {
+        impl Tx for sqlx::Transaction<'_, $db> {
             async fn case_row(&mut self, id: Uuid) -> R<Option<CaseRow>> {
                 sqlx::query_as("SELECT version, state FROM cases WHERE case_id = $1")
                     .bind(id)
                     .fetch_optional(&mut **self)
                     .await
+            }
+
+            async fn case_row_for_update(&mut self, id: Uuid) -> R<Option<CaseRow>> {
+                sqlx::query_as(concat!(
+                    "SELECT version, state FROM cases WHERE case_id = $1",
+                    $for_update
+                ))
+                .bind(id)
+                .fetch_optional(&mut **self)
+                .await
             }
 
             async fn insert_case(&mut self, case: &Case, version: i64) -> R<bool> {
@@ -311,7 +341,12 @@ macro_rules! impl_tx {
                     .bind(case.case_id.0)
                     .bind(a.doctor_id.as_str())
                     .bind(role)
-                    .bind(a.active)
+                    // "Active" for the doctors' lists means the doctor still sees the case: a
+                    // cancelled or rejected case is closed for them (core `sees_case`).
+                    .bind(a.active && sop_core::access::sees_case(
+                        case,
+                        &sop_core::Actor::Doctor(a.doctor_id.clone()),
+                    ))
                     .execute(&mut **self)
                     .await?;
                 }
@@ -681,13 +716,33 @@ macro_rules! impl_tx {
 
             async fn due_outbox(&mut self, now: DateTime<Utc>, limit: i64) -> R<Vec<OutboxRow>> {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
-                     ORDER BY next_attempt_at, created_at LIMIT $2"
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status IN ('pending', 'delivering') \
+                     AND next_attempt_at <= $1 ORDER BY next_attempt_at, created_at LIMIT $2"
                 )))
                 .bind(now)
                 .bind(limit)
                 .fetch_all(&mut **self)
                 .await
+            }
+
+            // A `delivering` row whose lease ran out was left by a worker that stopped; it is
+            // due again. Only one of several racing workers sees its UPDATE match.
+            async fn claim_outbox(
+                &mut self,
+                id: Uuid,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+            ) -> R<bool> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'delivering', next_attempt_at = $2 WHERE outbox_id = $1 \
+                     AND status IN ('pending', 'delivering') AND next_attempt_at <= $3",
+                )
+                .bind(id)
+                .bind(lease_until)
+                .bind(now)
+                .execute(&mut **self)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn finish_outbox(
@@ -845,6 +900,32 @@ macro_rules! impl_tx {
                 Ok((rows, total))
             }
 
+            async fn access_history(
+                &mut self,
+                patient_id: &str,
+                case_id: Option<Uuid>,
+                w: Window,
+            ) -> R<(Vec<AuditRow>, i64)> {
+                let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" WHERE role IN ('doctor', 'admin') AND case_id IN \
+                             (SELECT case_id FROM cases WHERE patient_id = ")
+                        .push_bind(patient_id.to_owned())
+                        .push(")");
+                    if let Some(c) = case_id {
+                        qb.push(" AND case_id = ").push_bind(c);
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM audit_log");
+                push_where(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut **self).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log"));
+                push_where(&mut page);
+                page.push(" ORDER BY seq DESC LIMIT ").push_bind(w.limit)
+                    .push(" OFFSET ").push_bind(w.offset);
+                let rows: Vec<AuditRow> = page.build_query_as().fetch_all(&mut **self).await?;
+                Ok((rows, total))
+            }
+
             async fn audit_after(&mut self, seq: i64, limit: i64) -> R<Vec<AuditRow>> {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
@@ -861,7 +942,8 @@ macro_rules! impl_tx {
 // An advisory lock held until commit: concurrent writers append to the audit chain one at a time.
 impl_tx!(
     sqlx::Postgres,
-    lock_audit = Some("SELECT pg_advisory_xact_lock(530153)")
+    lock_audit = Some("SELECT pg_advisory_xact_lock(530153)"),
+    for_update = " FOR UPDATE"
 );
 // SQLite write transactions start with BEGIN IMMEDIATE and so are already one at a time.
-impl_tx!(sqlx::Sqlite, lock_audit = None::<&'static str>);
+impl_tx!(sqlx::Sqlite, lock_audit = None::<&'static str>, for_update = "");

@@ -7,10 +7,14 @@
 // Tests and their helpers panic on unexpected results by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_api;
 mod auth;
 mod basics;
+mod cli;
 mod in_process;
 mod jwks;
 mod lifecycle;
+mod payments;
 mod postgres;
+mod store;
 mod support;
