@@ -82,6 +82,7 @@ pub enum RefusalCode {
     MappingCategoryInvalid,
     MappingDoctorsRequired,
     MappingExists,
+    ReportNotReady,
 }
 
 impl RefusalCode {
@@ -143,6 +144,7 @@ impl RefusalCode {
             MappingCategoryInvalid => "mapping_category_invalid",
             MappingDoctorsRequired => "mapping_doctors_required",
             MappingExists => "mapping_exists",
+            ReportNotReady => "report_not_ready",
         }
     }
 
@@ -175,7 +177,8 @@ impl RefusalCode {
             | RefundNotRequested
             | ReportAlreadyStored
             | DoctorNotAssigned
-            | MappingExists => RefusalClass::Conflict,
+            | MappingExists
+            | ReportNotReady => RefusalClass::Conflict,
             AgeInvalid
             | GenderRequired
             | MedicalHistoryRequired
@@ -390,6 +393,7 @@ impl RefusalCode {
                 "This category already has an active coordinator mapping",
                 "توجد بالفعل قائمة منسقين مفعلة لهذه الفئة",
             ),
+            ReportNotReady => fixed("The report is not ready yet", "التقرير ليس جاهزًا بعد"),
         }
     }
 }

@@ -1,19 +1,22 @@
 //! What every API handler shares: the request's audit metadata, paging, and running a command
 //! through the store with the core rules.
 
-use crate::envelope::{Envelope, Pagination, ok_page};
+use crate::envelope::{Envelope, Pagination, ok, ok_page};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{AuditMeta, Executed, Page, Paged};
+use crate::store::{AuditEntry, AuditMeta, Executed, Page, Paged};
+use crate::views::{CaseSummary, CaseView, case_view};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sop_core::Refusal;
+use sop_core::access::sees_case;
 use sop_core::actor::Actor;
 use sop_core::command::Command;
 use sop_core::ids::CaseId;
+use sop_core::lang::Lang;
 use sop_core::refusal::RefusalCode;
+use sop_core::{Case, Refusal};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
@@ -114,5 +117,86 @@ pub async fn run_command(
             state.now(),
         )
         .await?;
+    if !executed.decision.effects.is_empty() {
+        state.outbox_wake.notify();
+    }
     Ok(executed)
+}
+
+/// The case `case_id` if `actor` may see it, else "Case not found" (SPEC §8), the same answer
+/// for a missing case and a hidden one.
+pub async fn visible_case(
+    state: &AppState,
+    case_id: CaseId,
+    actor: &Actor,
+) -> Result<Case, AppError> {
+    match state.store.case(case_id).await? {
+        Some(case) if sees_case(&case, actor) => Ok(case),
+        _ => Err(case_not_found()),
+    }
+}
+
+/// The details of `case` as `actor` may see them (SPEC §8), with the coordinator's directory
+/// entry for the status card.
+pub async fn case_details(
+    state: &AppState,
+    case: &Case,
+    actor: &Actor,
+    lang: Lang,
+) -> Result<CaseView, AppError> {
+    let coordinator = match &case.coordinator_id {
+        Some(id) => state.store.doctor(id.as_str()).await?,
+        None => None,
+    };
+    Ok(case_view(
+        case,
+        actor,
+        lang,
+        state.now(),
+        coordinator.as_ref(),
+    ))
+}
+
+/// Audits a read of case details, a document or the report (SPEC §8: every read is audited,
+/// refused ones included) and passes its result through. `resource_id` names what was read
+/// (a document or report id); never put content here. If the audit row cannot be written, the
+/// read is not served.
+pub async fn audit_read<T>(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: &Actor,
+    action: &str,
+    case_id: CaseId,
+    resource_id: Option<String>,
+    result: Result<T, AppError>,
+) -> Result<T, AppError> {
+    let outcome = match &result {
+        Ok(_) => "ok".to_owned(),
+        Err(AppError::Refused(r)) => format!("refused:{}", r.code),
+        Err(_) => "failed".to_owned(),
+    };
+    let entry = AuditEntry {
+        action,
+        case_id: Some(case_id.0),
+        resource_id,
+        outcome,
+    };
+    state
+        .store
+        .audit(&meta.audit(actor), entry, state.now())
+        .await?;
+    result
+}
+
+/// Runs `command` on a case (see [`run_command`]) and answers the case's summary afterwards:
+/// what the command endpoints that create nothing return.
+pub async fn command_summary(
+    state: &AppState,
+    case_id: CaseId,
+    command: &Command,
+    actor: &Actor,
+    meta: &RequestMeta,
+) -> Result<Envelope<CaseSummary>, AppError> {
+    let executed = run_command(state, case_id, command, actor, meta).await?;
+    Ok(ok(CaseSummary::of(&executed.case, state.now())))
 }

@@ -254,21 +254,8 @@ impl LocalKey {
         }
 
         let pem = generate_pem()?;
-        let tmp = data_dir.join(format!(
-            ".{LOCAL_KEY_FILE}.{}.tmp",
-            uuid::Uuid::new_v4().simple()
-        ));
-        write_private_file(&tmp, pem.as_bytes()).map_err(io_err(&tmp))?;
-        let linked = std::fs::hard_link(&tmp, &path);
-        if let Err(e) = std::fs::remove_file(&tmp) {
-            tracing::warn!(path = %tmp.display(), error = %e, "cannot remove a temporary key file");
-        }
-        match linked {
-            Ok(()) => {
-                tracing::info!(path = %path.display(), "generated a new local signing key");
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(&path)(e)),
+        if create_private_file_once(&path, pem.as_bytes()).map_err(io_err(&path))? {
+            tracing::info!(path = %path.display(), "generated a new local signing key");
         }
         let pem = std::fs::read_to_string(&path).map_err(io_err(&path))?;
         Self::from_pkcs8_pem(&pem)
@@ -314,6 +301,28 @@ fn generate_pem() -> Result<String, KeyError> {
     Ok(pem.as_str().to_owned())
 }
 
+/// Creates `path` with `contents`, readable and writable by the owner only, unless it exists;
+/// answers whether this call created it. The file is written under a temporary name and linked
+/// into place, so nobody ever reads a partial file, and of two processes starting at once one
+/// wins and the other keeps the winner's file.
+pub(crate) fn create_private_file_once(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    write_private_file(&tmp, contents)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    if let Err(e) = std::fs::remove_file(&tmp) {
+        tracing::warn!(path = %tmp.display(), error = %e, "cannot remove a temporary file");
+    }
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates `path` (which must not exist) readable and writable by the owner only.
 fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -329,8 +338,8 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// A key file others can read is fixed to 0600 (and logged): it signs every token.
-fn tighten_permissions(path: &Path) {
+/// A secret file others can read is fixed to 0600 (and logged): it signs tokens or callbacks.
+pub(crate) fn tighten_permissions(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -338,7 +347,7 @@ fn tighten_permissions(path: &Path) {
             return;
         };
         if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "signing key file was readable by others; setting mode 0600");
+            tracing::warn!(path = %path.display(), "secret file was readable by others; setting mode 0600");
             if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot set mode 0600");
             }

@@ -88,6 +88,28 @@ pub enum Command {
     Migrate,
     /// Print a JWT signed by the local key in the data directory, for curl and tests.
     Token(TokenArgs),
+    /// Create the demo catalog (review types, disease categories, coordinator mappings, doctors);
+    /// running it again changes nothing. Prints the ids and example token commands.
+    SeedDemo,
+    /// Print the OpenAPI 3.1 document of the HTTP API (the one `GET /openapi.json` serves).
+    Openapi,
+    /// Audit log tools.
+    Audit(AuditArgs),
+}
+
+/// Arguments of `sop-server audit`.
+#[derive(Clone, Debug, Args)]
+pub struct AuditArgs {
+    /// What to do with the audit log.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// The `audit` subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the whole audit log; exits 1 naming the first broken row.
+    Verify,
 }
 
 /// Arguments of `sop-server token`.
@@ -426,5 +448,28 @@ mod tests {
         let cli = Cli::parse_from(["sop-server", "migrate", "--data-dir", "/m"]);
         assert!(matches!(cli.command, Some(Command::Migrate)));
         assert_eq!(cli.global.data_dir, Path::new("/m"));
+    }
+
+    #[test]
+    fn seed_openapi_and_audit_verify_parse_with_globals() {
+        let cli = Cli::parse_from(["sop-server", "seed-demo", "--data-dir", "/s"]);
+        assert!(matches!(cli.command, Some(Command::SeedDemo)));
+        assert_eq!(cli.global.data_dir, Path::new("/s"));
+
+        let cli = Cli::parse_from(["sop-server", "openapi"]);
+        assert!(matches!(cli.command, Some(Command::Openapi)));
+
+        let cli = Cli::parse_from([
+            "sop-server",
+            "audit",
+            "verify",
+            "--database-url",
+            "sqlite:/a/x.db",
+        ]);
+        match cli.command {
+            Some(Command::Audit(args)) => assert_eq!(args.command, AuditCommand::Verify),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(cli.global.database_url.is_some());
     }
 }

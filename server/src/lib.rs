@@ -6,6 +6,8 @@
 //! - [`error`] and [`envelope`]: the SPEC §10 response envelope, mapped in one place.
 //! - [`extract`], [`auth`], [`lang`]: our request extractors (JSON body, bearer token, language).
 //! - [`db`]: the PostgreSQL or SQLite pool and the embedded migrations.
+//! - [`payments`]: the payment platform (the built-in sandbox by default); [`outbox`]: the
+//!   background worker that delivers outbound calls, started by `serve`.
 //! - [`telemetry`] sets up logging.
 
 pub mod api;
@@ -13,13 +15,17 @@ pub mod auth;
 pub mod blobs;
 pub mod config;
 pub mod db;
+pub mod detect;
 pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod lang;
+pub mod openapi;
+pub mod outbox;
 pub mod payments;
 pub mod router;
+pub mod seed;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -30,7 +36,9 @@ pub use state::AppState;
 
 use anyhow::Context as _;
 use auth::{Authenticator, LocalKey};
-use config::{Cli, Command, DatabaseConfig, GlobalArgs, ServeArgs, ServeConfig, TokenArgs};
+use config::{
+    AuditCommand, Cli, Command, DatabaseConfig, GlobalArgs, ServeArgs, ServeConfig, TokenArgs,
+};
 use db::Db;
 use std::future::Future;
 use std::path::Path;
@@ -48,6 +56,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(&cli.global, &args).await,
         Some(Command::Migrate) => migrate(&cli.global).await,
         Some(Command::Token(args)) => token(&cli.global, &args).await,
+        Some(Command::SeedDemo) => seed_demo(&cli.global).await,
+        Some(Command::Openapi) => print_openapi(),
+        Some(Command::Audit(args)) => match args.command {
+            AuditCommand::Verify => audit_verify(&cli.global).await,
+        },
     }
 }
 
@@ -78,16 +91,16 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}");
 
-    let result = serve_until_signal(
-        listener,
-        app(AppState::new(
-            db.clone(),
-            auth,
-            state::Settings::new(config.data_dir.clone(), config.public_url(addr)),
-        )),
-        shutdown_signal(),
-    )
-    .await;
+    let state = AppState::new(
+        db.clone(),
+        auth,
+        state::Settings::new(config.data_dir.clone(), config.public_url(addr)),
+    );
+    let outbox_worker = outbox::spawn(state.clone());
+    let scheduler = handlers::scheduler::spawn(state.clone());
+    let result = serve_until_signal(listener, app(state), shutdown_signal()).await;
+    drop(outbox_worker);
+    drop(scheduler);
     db.close().await;
     tracing::info!("stopped");
     result
@@ -155,14 +168,55 @@ pub async fn shutdown_signal() {
 
 /// `sop-server migrate`: apply pending migrations and exit.
 async fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
+    let db = open_database(global).await?;
+    db.close().await;
+    tracing::info!(backend = ?db.backend(), "migrations applied");
+    Ok(())
+}
+
+/// The database of the global settings, migrated (the data directory is created for SQLite).
+async fn open_database(global: &GlobalArgs) -> anyhow::Result<Db> {
     let database = DatabaseConfig::resolve(global.database_url.as_ref(), &global.data_dir)?;
     if matches!(database, DatabaseConfig::Sqlite { .. }) {
         prepare_data_dir(&global.data_dir).await?;
     }
-    let db = connect_and_migrate(&database).await?;
+    connect_and_migrate(&database).await
+}
+
+/// `sop-server seed-demo`: write the demo catalog (idempotent) and print its ids.
+async fn seed_demo(global: &GlobalArgs) -> anyhow::Result<()> {
+    let db = open_database(global).await?;
+    let store = store::Store::new(db.clone());
+    let demo = seed::demo();
+    let report = seed::seed(&store, &demo, chrono::Utc::now()).await;
     db.close().await;
-    tracing::info!(backend = ?db.backend(), "migrations applied");
+    let report = report.context("cannot write the demo catalog")?;
+    print!("{}", seed::summary(&demo, &report, &global.data_dir));
     Ok(())
+}
+
+/// `sop-server openapi`: print the OpenAPI document.
+fn print_openapi() -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&openapi::document())?);
+    Ok(())
+}
+
+/// `sop-server audit verify`: walk the audit chain; a broken chain is an error naming the row.
+async fn audit_verify(global: &GlobalArgs) -> anyhow::Result<()> {
+    let db = open_database(global).await?;
+    let report = store::Store::new(db.clone()).verify_audit_chain().await;
+    db.close().await;
+    let report = report.context("cannot read the audit log")?;
+    match report.broken_at {
+        None => {
+            println!("audit chain OK: {} rows checked", report.rows);
+            Ok(())
+        }
+        Some(seq) => anyhow::bail!(
+            "audit chain broken at seq {seq} ({} rows checked): the row was changed, removed or reordered",
+            report.rows
+        ),
+    }
 }
 
 /// `sop-server token`: print a JWT signed by the local key of the data directory.

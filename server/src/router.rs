@@ -44,6 +44,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
+        .route("/openapi.json", get(crate::openapi::serve))
         .nest("/app", app::routes())
         .nest("/pro", pro::routes())
         .nest("/admin", admin::routes())

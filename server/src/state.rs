@@ -67,6 +67,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// The payment platform (the built-in sandbox unless one is configured).
     pub payments: Arc<dyn PaymentProvider>,
+    /// Wakes the outbox worker when new outbound calls were stored.
+    pub outbox_wake: crate::outbox::Wake,
 }
 
 impl AppState {
@@ -84,7 +86,14 @@ impl AppState {
             clock: Arc::new(SystemClock),
             blobs,
             payments,
+            outbox_wake: crate::outbox::Wake::default(),
         }
+    }
+
+    /// Replaces the payment platform (tests).
+    pub fn with_payments(mut self, payments: Arc<dyn PaymentProvider>) -> Self {
+        self.payments = payments;
+        self
     }
 
     /// Replaces the clock (tests).

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod downloads;
 pub mod ops;
 pub mod payments;
 pub mod pro;

@@ -27,6 +27,24 @@ async fn audited<T: Tx>(
     audit::append(tx, meta, entry, now).await
 }
 
+/// The unique index keeping one active coordinator mapping per category.
+const ONE_ACTIVE_MAPPING: &str = "coordinator_mappings_one_active";
+
+/// A write that broke [`ONE_ACTIVE_MAPPING`] (another request saved an active mapping for the
+/// category after this one checked) is the same refusal the check gives: `mapping_exists`, 409.
+/// PostgreSQL names the index; SQLite names the column (and cannot race: its write transactions
+/// take the lock first).
+fn second_active_mapping(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err
+        && db.is_unique_violation()
+        && (db.constraint() == Some(ONE_ACTIVE_MAPPING)
+            || db.message().contains("coordinator_mappings.speciality_id"))
+    {
+        return StoreError::Refused(sop_core::Refusal::new(sop_core::RefusalCode::MappingExists));
+    }
+    err.into()
+}
+
 impl Store {
     /// Creates or replaces a review type.
     pub async fn save_review_type(
@@ -114,7 +132,9 @@ impl Store {
             };
             match check_mapping(&catalog, mapping) {
                 Ok(()) => {
-                    tx.upsert_mapping(mapping, now).await?;
+                    tx.upsert_mapping(mapping, now)
+                        .await
+                        .map_err(second_active_mapping)?;
                     audited(
                         &mut tx,
                         meta,

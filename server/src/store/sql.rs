@@ -63,8 +63,7 @@ pub trait Tx: Send {
     /// Like `case_row`, and holds the row until the transaction ends where the backend can
     /// (PostgreSQL `FOR UPDATE`; SQLite write transactions are exclusive already), so concurrent
     /// commands on one case queue instead of conflicting.
-    fn case_row_for_update(&mut self, id: Uuid)
-    -> impl Future<Output = R<Option<CaseRow>>> + Send;
+    fn case_row_for_update(&mut self, id: Uuid) -> impl Future<Output = R<Option<CaseRow>>> + Send;
     fn insert_case(&mut self, case: &Case, version: i64) -> impl Future<Output = R<bool>> + Send;
     fn update_case(
         &mut self,
@@ -946,4 +945,8 @@ impl_tx!(
     for_update = " FOR UPDATE"
 );
 // SQLite write transactions start with BEGIN IMMEDIATE and so are already one at a time.
-impl_tx!(sqlx::Sqlite, lock_audit = None::<&'static str>, for_update = "");
+impl_tx!(
+    sqlx::Sqlite,
+    lock_audit = None::<&'static str>,
+    for_update = ""
+);

@@ -8,13 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_api;
+mod app_api;
 mod auth;
 mod basics;
+mod case_flow;
 mod cli;
 mod in_process;
 mod jwks;
 mod lifecycle;
 mod payments;
 mod postgres;
+mod pro_api;
 mod store;
 mod support;

@@ -20,7 +20,9 @@ const RT: ReviewTypeId = ReviewTypeId(Uuid::from_u128(0x7001));
 const DC: CategoryId = CategoryId(Uuid::from_u128(0xdc01));
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 async fn sqlite() -> (Store, tempfile::TempDir) {
@@ -109,7 +111,10 @@ async fn seed(store: &Store) {
         active: true,
         created_at: t0(),
     };
-    store.save_review_type(&rt, &admin_meta(), t0()).await.expect("rt");
+    store
+        .save_review_type(&rt, &admin_meta(), t0())
+        .await
+        .expect("rt");
     let dc = DiseaseCategory {
         dc_id: DC,
         label_en: "Oncology".into(),
@@ -117,14 +122,20 @@ async fn seed(store: &Store) {
         active: true,
         doctor_ids: vec!["EMP11".into(), "EMP12".into()],
     };
-    store.save_category(&dc, &admin_meta(), t0()).await.expect("dc");
+    store
+        .save_category(&dc, &admin_meta(), t0())
+        .await
+        .expect("dc");
     let mapping = CoordinatorMapping {
         cc_id: MappingId(Uuid::from_u128(0xcc01)),
         speciality_id: DC,
         doctor_ids: vec!["EMP10".into()],
         active: true,
     };
-    store.save_mapping(&mapping, &admin_meta(), t0()).await.expect("mapping");
+    store
+        .save_mapping(&mapping, &admin_meta(), t0())
+        .await
+        .expect("mapping");
     for id in ["EMP10", "EMP11", "EMP12"] {
         let doctor = DoctorProfile {
             doctor_id: id.into(),
@@ -134,7 +145,10 @@ async fn seed(store: &Store) {
             email: format!("{id}@example.org"),
             specialties: vec![DC],
         };
-        store.save_doctor(&doctor, &admin_meta(), t0()).await.expect("doctor");
+        store
+            .save_doctor(&doctor, &admin_meta(), t0())
+            .await
+            .expect("doctor");
     }
 }
 
@@ -147,9 +161,21 @@ fn intake() -> Intake {
     }
 }
 
-async fn run(store: &Store, case: CaseId, actor: &Actor, command: Command) -> Result<Status, StoreError> {
+async fn run(
+    store: &Store,
+    case: CaseId,
+    actor: &Actor,
+    command: Command,
+) -> Result<Status, StoreError> {
     store
-        .execute(case, &command, actor, &meta(actor), &Limits::default(), t0())
+        .execute(
+            case,
+            &command,
+            actor,
+            &meta(actor),
+            &Limits::default(),
+            t0(),
+        )
         .await
         .map(|done| done.case.status)
 }
@@ -174,18 +200,28 @@ async fn assigned_case(store: &Store, patient: &str) -> CaseId {
     let case = new_case(store, patient, true).await;
     let admin = Actor::Admin("A1".into());
     let payment_id = PaymentId::new_v7();
-    run(store, case, &admin, Command::AssignCoordinator {
-        doctor_id: "EMP10".into(),
-        payment_id,
-        requested_documents: None,
-    })
+    run(
+        store,
+        case,
+        &admin,
+        Command::AssignCoordinator {
+            doctor_id: "EMP10".into(),
+            payment_id,
+            requested_documents: None,
+        },
+    )
     .await
     .expect("assign coordinator");
-    run(store, case, &Actor::PaymentPlatform, Command::PaymentSucceeded {
-        payment_id,
-        amount: 150_000,
-        currency: "SAR".into(),
-    })
+    run(
+        store,
+        case,
+        &Actor::PaymentPlatform,
+        Command::PaymentSucceeded {
+            payment_id,
+            amount: 150_000,
+            currency: "SAR".into(),
+        },
+    )
     .await
     .expect("paid");
     let doctors = ["EMP11", "EMP12"]
@@ -195,9 +231,14 @@ async fn assigned_case(store: &Store, patient: &str) -> CaseId {
             requested_documents: None,
         })
         .collect();
-    run(store, case, &Actor::Doctor("EMP10".into()), Command::AssignDoctors { doctors })
-        .await
-        .expect("assign doctors");
+    run(
+        store,
+        case,
+        &Actor::Doctor("EMP10".into()),
+        Command::AssignDoctors { doctors },
+    )
+    .await
+    .expect("assign doctors");
     case
 }
 
@@ -217,7 +258,10 @@ async fn commands_store_state_events_and_audit(store: &Store) {
     assert_eq!(store.case_of_payment(payment).await.unwrap(), Some(case));
     let outbox = store.list_outbox(Page::new(None, Some(100))).await.unwrap();
     let kinds: Vec<&str> = outbox.items.iter().map(|o| o.kind.as_str()).collect();
-    assert!(kinds.contains(&"create_payment") && kinds.contains(&"invoice"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"create_payment") && kinds.contains(&"invoice"),
+        "{kinds:?}"
+    );
 
     // Notifications: admins for the submission, both doctors and the patient for the assignment.
     let admins = store
@@ -237,7 +281,11 @@ async fn commands_store_state_events_and_audit(store: &Store) {
     // One audit row per command, chained.
     let report = store.verify_audit_chain().await.unwrap();
     assert_eq!(report.broken_at, None);
-    assert!(report.rows >= 4 + 6, "catalog writes and four commands: {}", report.rows);
+    assert!(
+        report.rows >= 4 + 6,
+        "catalog writes and four commands: {}",
+        report.rows
+    );
 }
 
 async fn refused_commands_change_nothing_but_are_audited(store: &Store) {
@@ -245,18 +293,37 @@ async fn refused_commands_change_nothing_but_are_audited(store: &Store) {
     let case = new_case(store, "P1", false).await;
     let before = store.case(case).await.unwrap();
     let events_before = store.case_events(case).await.unwrap().len();
-    let err = run(store, case, &Actor::Patient("P2".into()), Command::SubmitCase)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Refused(ref r) if r.code == RefusalCode::CaseNotFound), "{err:?}");
-    let err = run(store, case, &Actor::Admin("A1".into()), Command::Reject { reason: "x".into() })
-        .await
-        .unwrap_err();
+    let err = run(
+        store,
+        case,
+        &Actor::Patient("P2".into()),
+        Command::SubmitCase,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Refused(ref r) if r.code == RefusalCode::CaseNotFound),
+        "{err:?}"
+    );
+    let err = run(
+        store,
+        case,
+        &Actor::Admin("A1".into()),
+        Command::Reject { reason: "x".into() },
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StoreError::Refused(ref r) if r.code == RefusalCode::InvalidStatus));
     assert_eq!(store.case(case).await.unwrap(), before);
     assert_eq!(store.case_events(case).await.unwrap().len(), events_before);
     let audit = store
-        .list_audit(&sop_server::store::AuditFilter { case_id: Some(case.0), ..Default::default() }, Page::new(None, None))
+        .list_audit(
+            &sop_server::store::AuditFilter {
+                case_id: Some(case.0),
+                ..Default::default()
+            },
+            Page::new(None, None),
+        )
         .await
         .unwrap();
     let outcomes: Vec<&str> = audit.items.iter().map(|a| a.outcome.as_str()).collect();
@@ -277,7 +344,13 @@ async fn concurrent_commands_on_one_case_all_apply_in_some_order(store: &Store) 
                 request_id: sop_core::ids::RequestId::new_v7(),
                 items: vec![format!("scan {i}")],
             };
-            run(&store, case, &coordinator, Command::RequestDocuments { request }).await
+            run(
+                &store,
+                case,
+                &coordinator,
+                Command::RequestDocuments { request },
+            )
+            .await
         }));
     }
     for task in tasks {
@@ -307,25 +380,43 @@ async fn catalog_round_trips_and_pages(store: &Store) {
             active: i % 2 == 0,
             created_at: t0() + TimeDelta::minutes(i as i64),
         };
-        store.save_review_type(&rt, &admin_meta(), t0()).await.unwrap();
+        store
+            .save_review_type(&rt, &admin_meta(), t0())
+            .await
+            .unwrap();
     }
-    let all = store.list_review_types(false, Page::new(Some(2), Some(15))).await.unwrap();
+    let all = store
+        .list_review_types(false, Page::new(Some(2), Some(15)))
+        .await
+        .unwrap();
     assert_eq!(all.total, 21);
     assert_eq!(all.items.len(), 6);
-    let active = store.list_review_types(true, Page::new(None, Some(100))).await.unwrap();
+    let active = store
+        .list_review_types(true, Page::new(None, Some(100)))
+        .await
+        .unwrap();
     assert_eq!(active.total, 11);
     assert_eq!(active.items[0].title_en, "Type 18", "newest first");
     let rt = store.review_type(RT).await.unwrap().unwrap();
     assert_eq!(rt.title_ar, "قياسي");
     assert_eq!(rt.created_at, t0());
-    let bad = ReviewType { currency: "sar".into(), ..rt };
+    let bad = ReviewType {
+        currency: "sar".into(),
+        ..rt
+    };
     assert!(matches!(
         store.save_review_type(&bad, &admin_meta(), t0()).await,
         Err(StoreError::Refused(r)) if r.code == RefusalCode::FieldInvalid
     ));
-    let doctors = store.list_doctors(Some("emp1"), Page::new(None, None)).await.unwrap();
+    let doctors = store
+        .list_doctors(Some("emp1"), Page::new(None, None))
+        .await
+        .unwrap();
     assert_eq!(doctors.total, 3);
-    let one = store.list_doctors(Some("EMP11"), Page::new(None, None)).await.unwrap();
+    let one = store
+        .list_doctors(Some("EMP11"), Page::new(None, None))
+        .await
+        .unwrap();
     assert_eq!(one.total, 1);
     assert_eq!(one.items[0].name_ar, "د. EMP11");
 }
@@ -350,12 +441,25 @@ async fn coordinator_mapping_rules_apply(store: &Store) {
         store.save_mapping(&unknown, &admin_meta(), t0()).await,
         Err(StoreError::Refused(r)) if r.code == RefusalCode::MappingCategoryInvalid
     ));
-    let mut edited = store.mapping(MappingId(Uuid::from_u128(0xcc01))).await.unwrap().unwrap();
+    let mut edited = store
+        .mapping(MappingId(Uuid::from_u128(0xcc01)))
+        .await
+        .unwrap()
+        .unwrap();
     edited.doctor_ids.push("EMP12".into());
-    store.save_mapping(&edited, &admin_meta(), t0()).await.unwrap();
-    let found = store.list_mappings(Some("emp12"), Page::new(None, None)).await.unwrap();
+    store
+        .save_mapping(&edited, &admin_meta(), t0())
+        .await
+        .unwrap();
+    let found = store
+        .list_mappings(Some("emp12"), Page::new(None, None))
+        .await
+        .unwrap();
     assert_eq!(found.total, 1);
-    let by_category = store.list_mappings(Some(&DC.to_string()), Page::new(None, None)).await.unwrap();
+    let by_category = store
+        .list_mappings(Some(&DC.to_string()), Page::new(None, None))
+        .await
+        .unwrap();
     assert_eq!(by_category.total, 1);
 }
 
@@ -369,13 +473,25 @@ async fn case_lists_filter_by_patient_doctor_and_status(store: &Store) {
     };
     let page = Page::new(None, None);
     let p1 = store
-        .list_cases(&CaseFilter { patient_id: Some("P1".into()), ..Default::default() }, page)
+        .list_cases(
+            &CaseFilter {
+                patient_id: Some("P1".into()),
+                ..Default::default()
+            },
+            page,
+        )
         .await
         .unwrap();
     assert_eq!(p1.total, 2);
     assert!(ids(p1).contains(&draft));
     let specialist = store
-        .list_cases(&CaseFilter { doctor_id: Some("EMP11".into()), ..Default::default() }, page)
+        .list_cases(
+            &CaseFilter {
+                doctor_id: Some("EMP11".into()),
+                ..Default::default()
+            },
+            page,
+        )
         .await
         .unwrap();
     assert_eq!(ids(specialist), vec![assigned]);
@@ -404,12 +520,24 @@ async fn case_lists_filter_by_patient_doctor_and_status(store: &Store) {
         .unwrap();
     assert_eq!(reviewing_as_coordinator.total, 0);
     let submitted = store
-        .list_cases(&CaseFilter { status: Some("submitted".into()), ..Default::default() }, page)
+        .list_cases(
+            &CaseFilter {
+                status: Some("submitted".into()),
+                ..Default::default()
+            },
+            page,
+        )
         .await
         .unwrap();
     assert_eq!(ids(submitted), vec![other]);
     let by_id = store
-        .list_cases(&CaseFilter { q: Some(draft.to_string()), ..Default::default() }, page)
+        .list_cases(
+            &CaseFilter {
+                q: Some(draft.to_string()),
+                ..Default::default()
+            },
+            page,
+        )
         .await
         .unwrap();
     assert_eq!(ids(by_id), vec![draft]);
@@ -435,7 +563,10 @@ async fn drafts_are_permission_checked_and_frozen_with_submit(store: &Store) {
     let d1 = Actor::Doctor("EMP11".into());
     let kind = ContentKind::Opinion("EMP11".into());
     let body = serde_json::json!({"summary": "Agree", "diagnosis": "Benign"});
-    store.save_draft(case, &kind, &body, &d1, &meta(&d1), t0()).await.unwrap();
+    store
+        .save_draft(case, &kind, &body, &d1, &meta(&d1), t0())
+        .await
+        .unwrap();
     let other = Actor::Doctor("EMP12".into());
     assert!(matches!(
         store.save_draft(case, &kind, &body, &other, &meta(&other), t0()).await,

@@ -1,0 +1,123 @@
+//! What admins read besides cases: the audit log (SPEC §8), the outbox of outbound calls with
+//! their delivery state (DESIGN §4), and the admins' notification inbox (SPEC §7).
+
+use crate::api::{PageQuery, paged};
+use crate::auth::AdminAuth;
+use crate::envelope::Envelope;
+use crate::error::AppError;
+use crate::extract::JsonOrEmpty;
+use crate::handlers::app::NotificationItem;
+use crate::lang::RequestLang;
+use crate::state::AppState;
+use crate::store::rows::{AuditRow, OutboxRow};
+use crate::store::{ADMINS_RECIPIENT, AuditFilter};
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sop_core::case::case_reference;
+use sop_core::ids::CaseId;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// The filters of `audit-log`, all optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditLogRequest {
+    #[serde(flatten)]
+    pub page: PageQuery,
+    pub case_id: Option<CaseId>,
+    pub user_id: Option<String>,
+    /// At or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// At or before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// `POST /admin/audit-log`: audit rows, newest first. Rows carry no clinical text by design, so
+/// they are shown whole (hashes included, for checking the chain by hand).
+pub async fn audit_log(
+    State(state): State<AppState>,
+    AdminAuth(_user): AdminAuth,
+    JsonOrEmpty(req): JsonOrEmpty<AuditLogRequest>,
+) -> Result<Envelope<Vec<AuditRow>>, AppError> {
+    let filter = AuditFilter {
+        case_id: req.case_id.map(|c| c.0),
+        user_id: req.user_id,
+        from: req.from,
+        to: req.to,
+    };
+    let page = state.store.list_audit(&filter, req.page.page()).await?;
+    Ok(paged(page, |row| row))
+}
+
+/// One outbound call as admins see it: its kind, the ids it concerns and its delivery state.
+#[derive(Debug, Serialize)]
+pub struct OutboxItem {
+    pub outbox_id: Uuid,
+    pub case_id: Option<Uuid>,
+    /// The case's short reference (`SOP-…`).
+    pub reference: Option<String>,
+    pub kind: String,
+    /// The ids in the payload (`payment_id`, …); amounts and any other field are left out.
+    pub ids: BTreeMap<String, String>,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl From<OutboxRow> for OutboxItem {
+    fn from(row: OutboxRow) -> Self {
+        // Only top-level `*_id` strings are shown, so a payload that one day carries more than
+        // ids and amounts still cannot leak anything else here.
+        let ids = row
+            .payload
+            .0
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| key.ends_with("_id"))
+            .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+            .collect();
+        Self {
+            outbox_id: row.outbox_id,
+            case_id: row.case_id,
+            reference: row.case_id.map(|id| case_reference(CaseId(id))),
+            kind: row.kind,
+            ids,
+            status: row.status,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            next_attempt_at: row.next_attempt_at,
+            created_at: row.created_at,
+            done_at: row.done_at,
+        }
+    }
+}
+
+/// `POST /admin/outbox`: every outbound call, newest first, with its delivery attempts.
+pub async fn outbox(
+    State(state): State<AppState>,
+    AdminAuth(_user): AdminAuth,
+    JsonOrEmpty(req): JsonOrEmpty<PageQuery>,
+) -> Result<Envelope<Vec<OutboxItem>>, AppError> {
+    let page = state.store.list_outbox(req.page()).await?;
+    Ok(paged(page, OutboxItem::from))
+}
+
+/// `POST /admin/list-notifications`: the admins' shared inbox plus the caller's own, newest first,
+/// in the language of the `lang` header.
+pub async fn list_notifications(
+    State(state): State<AppState>,
+    AdminAuth(user): AdminAuth,
+    RequestLang(lang): RequestLang,
+    JsonOrEmpty(req): JsonOrEmpty<PageQuery>,
+) -> Result<Envelope<Vec<NotificationItem>>, AppError> {
+    let recipients = [ADMINS_RECIPIENT.to_owned(), user.sub];
+    let page = state
+        .store
+        .list_notifications(&recipients, req.page())
+        .await?;
+    Ok(paged(page, |row| NotificationItem::of(row, lang)))
+}

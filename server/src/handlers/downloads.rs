@@ -1,0 +1,106 @@
+//! Downloads shared by the patient (`/app`) and doctor (`/pro`) groups: the final report PDF and
+//! the case's documents. Each is checked with the core's visibility rules (SPEC §8) and audited,
+//! refused attempts included; the bytes come from the blob store by their SHA-256.
+
+use crate::api::{RequestMeta, audit_read, case_not_found, visible_case};
+use crate::blobs::{file_response, report_blob};
+use crate::error::AppError;
+use crate::state::AppState;
+use axum::response::Response;
+use sop_core::access::{Resource, can_view};
+use sop_core::actor::Actor;
+use sop_core::ids::{CaseId, DocumentId};
+use sop_core::lang::Lang;
+use sop_core::{Refusal, RefusalCode};
+
+fn missing_blob(what: &str) -> AppError {
+    AppError::Internal(anyhow::anyhow!(
+        "{what} is recorded but its blob is not stored"
+    ))
+}
+
+fn blob_error(err: std::io::Error) -> AppError {
+    AppError::Internal(anyhow::Error::new(err).context("cannot read a blob"))
+}
+
+/// The report of `case_id` in `lang` as a PDF download, or a 409 `report_not_ready` while the
+/// PDF is not stored yet. Audited as `download_report`.
+pub async fn report(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: &Actor,
+    case_id: CaseId,
+    lang: Lang,
+) -> Result<Response, AppError> {
+    let result = report_pdf(state, actor, case_id, lang).await;
+    audit_read(state, meta, actor, "download_report", case_id, None, result).await
+}
+
+async fn report_pdf(
+    state: &AppState,
+    actor: &Actor,
+    case_id: CaseId,
+    lang: Lang,
+) -> Result<Response, AppError> {
+    let case = visible_case(state, case_id, actor).await?;
+    let Some(key) = report_blob(&case, lang) else {
+        return Err(Refusal::new(RefusalCode::ReportNotReady).into());
+    };
+    if !can_view(&case, actor, &Resource::SummaryAndReport) {
+        return Err(Refusal::new(RefusalCode::Forbidden).into());
+    }
+    let bytes = state
+        .blobs
+        .get(key)
+        .await
+        .map_err(blob_error)?
+        .ok_or_else(|| missing_blob("a report"))?;
+    let lang_tag = lang.pick("en", "ar");
+    let name = format!("{}-{lang_tag}.pdf", case.reference());
+    Ok(file_response(bytes, "application/pdf", &name))
+}
+
+/// Document `document_id` of `case_id` with its detected content type, for whoever may see the
+/// patient's content. Audited as `download_document`.
+pub async fn document(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: &Actor,
+    case_id: CaseId,
+    document_id: DocumentId,
+) -> Result<Response, AppError> {
+    let result = document_bytes(state, actor, case_id, document_id).await;
+    let resource = Some(document_id.to_string());
+    audit_read(
+        state,
+        meta,
+        actor,
+        "download_document",
+        case_id,
+        resource,
+        result,
+    )
+    .await
+}
+
+async fn document_bytes(
+    state: &AppState,
+    actor: &Actor,
+    case_id: CaseId,
+    document_id: DocumentId,
+) -> Result<Response, AppError> {
+    let case = visible_case(state, case_id, actor).await?;
+    if !can_view(&case, actor, &Resource::PatientContent) {
+        return Err(case_not_found());
+    }
+    let Some(doc) = case.document(document_id).filter(|d| !d.removed) else {
+        return Err(Refusal::new(RefusalCode::DocumentNotFound).into());
+    };
+    let bytes = state
+        .blobs
+        .get(&doc.sha256)
+        .await
+        .map_err(blob_error)?
+        .ok_or_else(|| missing_blob("a document"))?;
+    Ok(file_response(bytes, &doc.content_type, &doc.file_name))
+}
