@@ -200,3 +200,9 @@ pub async fn command_summary(
     let executed = run_command(state, case_id, command, actor, meta).await?;
     Ok(ok(CaseSummary::of(&executed.case, state.now())))
 }
+
+/// The body of the requests about one case.
+#[derive(Debug, Deserialize)]
+pub struct CaseRequest {
+    pub case_id: CaseId,
+}

@@ -390,11 +390,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     // Patients.
     post("/app/how", "The \"how it works\" steps, in the request language", Body::Empty, Data),
     post("/app/list-reviewtypes", "Active review types, newest first (at most 100)", Json(NONE), Page),
-    post("/app/list-disease-categories", "Active disease categories", Json(NONE), Page),
+    post("/app/list-disease-categories", "Active disease categories; q searches the labels", Json(Q), Page),
     post("/app/create-case", "Create a case as a draft (T1) or submitted (T2) → {case_id}", Json(CREATE_CASE), Data),
     post("/app/update-case", "Change any of the patient's fields while the case is a draft", Json(INTAKE_PATCH), Data),
     post("/app/submit-case", "Submit a draft (T3)", Json(CASE), Data),
-    post("/app/list-cases", "The patient's own cases, newest first", Json(NONE), Page),
+    post("/app/list-cases", "The patient's own cases, newest first", Json(&[opt("status", Enum(STATUSES))]), Page),
     post("/app/review-case-details", "A case with status card, sub-state, timeline and documents (audited)", Json(CASE), Data),
     post("/app/cancel-case", "Cancel one's own case (T16)", Json(CLOSE), Data),
     post("/app/payment-summary", "Amount, currency, status and payment link of the case", Json(CASE), Data),

@@ -10,8 +10,8 @@
 //! bytes are kept.
 
 use crate::api::{
-    PageQuery, RequestMeta, audit_read, case_details, command_summary, paged, run_command,
-    visible_case,
+    CaseRequest, PageQuery, RequestMeta, audit_read, case_details, case_not_found, command_summary,
+    paged, run_command, visible_case,
 };
 use crate::auth::{AuthUser, PatientAuth};
 use crate::blobs::{BlobWriter, StagedBlob};
@@ -19,7 +19,7 @@ use crate::detect;
 use crate::envelope::{Envelope, ok};
 use crate::error::AppError;
 use crate::extract::{Json, JsonOrEmpty};
-use crate::handlers::downloads;
+use crate::handlers::downloads::{self, ReportRequest};
 use crate::lang::RequestLang;
 use crate::state::AppState;
 use crate::store::CaseFilter;
@@ -38,7 +38,9 @@ use sop_core::Refusal;
 use sop_core::access::{Resource, can_view};
 use sop_core::actor::Actor;
 use sop_core::card::{StatusCard, status_card};
-use sop_core::case::{Case, Gender, Intake, IntakePatch, PaymentStatus, RefundStatus, Status};
+use sop_core::case::{
+    Case, Gender, Intake, IntakePatch, PaymentStatus, RefundStatus, Relation, Status,
+};
 use sop_core::catalog::{DiseaseCategory, DoctorProfile, ReviewType};
 use sop_core::command::{Command, NewDocument};
 use sop_core::ids::{CaseId, CategoryId, DocumentId, PaymentId, RequestId, ReviewTypeId, UserId};
@@ -322,12 +324,6 @@ pub async fn update_case(
     command_summary(&state, req.case_id, &command, &patient(user), &meta).await
 }
 
-/// The body of requests about one case.
-#[derive(Debug, Deserialize)]
-pub struct CaseRequest {
-    pub case_id: CaseId,
-}
-
 /// `POST /app/submit-case`: T3.
 pub async fn submit_case(
     State(state): State<AppState>,
@@ -501,7 +497,7 @@ pub async fn payment_summary(
     let actor = patient(user);
     let case = visible_case(&state, req.case_id, &actor).await?;
     if !can_view(&case, &actor, &Resource::PaymentDetails) {
-        return Err(crate::api::case_not_found());
+        return Err(case_not_found());
     }
     let review_type = state.store.review_type(case.rt_id).await?;
     let title = review_type
@@ -690,9 +686,9 @@ fn parse_id<T: std::str::FromStr>(value: Option<&str>, field: &str) -> Result<T,
 /// `POST /app/upload-document` (multipart: `file`, `case_id`, optional `request_id`): T12.
 ///
 /// The bytes are kept only if the core accepts the upload (checked before and decided again
-/// when the command runs). Uploading a file the case already holds answers that document
-/// instead of adding a copy (uploads are idempotent by SHA-256, SPEC §4), and the same bytes
-/// are stored once whichever cases they belong to.
+/// when the command runs). Uploading a file the case already holds (for the same request)
+/// answers that document instead of adding a copy (uploads are idempotent by SHA-256, SPEC §4),
+/// and the same bytes are stored once whichever cases they belong to.
 pub async fn upload_document(
     State(state): State<AppState>,
     PatientAuth(user): PatientAuth,
@@ -740,7 +736,7 @@ async fn store_upload(
         .map_err(io_error)?;
     let size = i64::try_from(staged.size()).unwrap_or(i64::MAX);
     let sha256 = staged.sha256().to_owned();
-    if let Some(existing) = already_uploaded(state, actor, case_id, &sha256).await? {
+    if let Some(existing) = already_uploaded(state, actor, case_id, &sha256, request_id).await? {
         return Ok(ok(existing));
     }
     let document_id = DocumentId::new_v7();
@@ -773,22 +769,24 @@ async fn store_upload(
     }))
 }
 
-/// The document of the owner's case that already holds these bytes, if any (a repeated upload).
+/// The document of the owner's case that already holds these bytes for the same request, if
+/// any: a repeated upload (a retry after a lost answer) rather than a new document.
 async fn already_uploaded(
     state: &AppState,
     actor: &Actor,
     case_id: CaseId,
     sha256: &str,
+    request_id: Option<RequestId>,
 ) -> Result<Option<UploadedDocument>, AppError> {
     let Some(case) = state.store.case(case_id).await? else {
         return Ok(None);
     };
-    if case.relation_of(actor) != sop_core::case::Relation::Owner {
+    if case.relation_of(actor) != Relation::Owner {
         return Ok(None);
     }
     Ok(case
         .present_documents()
-        .find(|d| d.sha256 == sha256)
+        .find(|d| d.sha256 == sha256 && d.request_id == request_id)
         .map(|d| UploadedDocument {
             document_id: d.document_id,
             sha256: d.sha256.clone(),
@@ -838,24 +836,6 @@ pub async fn answer_document_request(
 }
 
 // ----- Report --------------------------------------------------------------------------------
-
-/// The body of `get-report`: the case and, optionally, the language of the PDF (`en`/`ar`,
-/// `0`/`1`); the `lang` header decides otherwise.
-#[derive(Debug, Deserialize)]
-pub struct ReportRequest {
-    pub case_id: CaseId,
-    pub lang: Option<String>,
-}
-
-impl ReportRequest {
-    /// The language asked for in the body, else the request's.
-    pub fn lang(&self, header: Lang) -> Lang {
-        match self.lang.as_deref() {
-            Some(l) if !l.trim().is_empty() => Lang::from_header(Some(l)),
-            _ => header,
-        }
-    }
-}
 
 /// `POST /app/get-report`: the report PDF of the owner's completed case. Audited.
 pub async fn get_report(
@@ -954,7 +934,7 @@ pub async fn access_history(
     if let Some(case_id) = req.case_id {
         let case = visible_case(&state, case_id, &actor).await?;
         if !can_view(&case, &actor, &Resource::AuditLog) {
-            return Err(crate::api::case_not_found());
+            return Err(case_not_found());
         }
     }
     let patient_id = actor.user_id().map(UserId::as_str).unwrap_or_default();

@@ -7,11 +7,30 @@ use crate::blobs::{file_response, report_blob};
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::response::Response;
+use serde::Deserialize;
 use sop_core::access::{Resource, can_view};
 use sop_core::actor::Actor;
 use sop_core::ids::{CaseId, DocumentId};
 use sop_core::lang::Lang;
 use sop_core::{Refusal, RefusalCode};
+
+/// The body of `get-report`: the case and, optionally, the language of the PDF (`en`/`ar`,
+/// `0`/`1`); the `lang` header decides otherwise.
+#[derive(Debug, Deserialize)]
+pub struct ReportRequest {
+    pub case_id: CaseId,
+    pub lang: Option<String>,
+}
+
+impl ReportRequest {
+    /// The language asked for in the body, else the request's.
+    pub fn lang(&self, header: Lang) -> Lang {
+        match self.lang.as_deref() {
+            Some(l) if !l.trim().is_empty() => Lang::from_header(Some(l)),
+            _ => header,
+        }
+    }
+}
 
 fn missing_blob(what: &str) -> AppError {
     AppError::Internal(anyhow::anyhow!(

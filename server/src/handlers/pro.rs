@@ -10,14 +10,14 @@
 //! (`store.execute_freezing`), so what the report shows is exactly what was submitted.
 
 use crate::api::{
-    PageQuery, RequestMeta, audit_read, case_details, command_summary, paged, visible_case,
+    CaseRequest, PageQuery, RequestMeta, audit_read, case_details, command_summary, paged,
+    run_command, visible_case,
 };
 use crate::auth::{AuthUser, DoctorAuth};
 use crate::envelope::{Envelope, ok};
 use crate::error::AppError;
 use crate::extract::{Json, JsonOrEmpty};
-use crate::handlers::app::ReportRequest;
-use crate::handlers::downloads;
+use crate::handlers::downloads::{self, ReportRequest};
 use crate::lang::RequestLang;
 use crate::state::AppState;
 use crate::store::CaseFilter;
@@ -58,12 +58,6 @@ pub fn routes() -> Router<AppState> {
 fn doctor(user: AuthUser) -> (Actor, UserId) {
     let id = UserId::new(user.sub);
     (Actor::Doctor(id.clone()), id)
-}
-
-/// The body of requests about one case.
-#[derive(Debug, Deserialize)]
-pub struct CaseRequest {
-    pub case_id: CaseId,
 }
 
 // ----- Lists and details ---------------------------------------------------------------------
@@ -390,7 +384,7 @@ pub async fn assign_doctor(
         })
         .collect();
     let command = Command::AssignDoctors { doctors };
-    let done = crate::api::run_command(&state, req.case_id, &command, &actor, &meta).await?;
+    let done = run_command(&state, req.case_id, &command, &actor, &meta).await?;
     Ok(ok(Assigned {
         summary: CaseSummary::of(&done.case, state.now()),
         requests,
@@ -448,7 +442,7 @@ pub async fn request_documents(
             items: req.items,
         },
     };
-    crate::api::run_command(&state, req.case_id, &command, &actor, &meta).await?;
+    run_command(&state, req.case_id, &command, &actor, &meta).await?;
     Ok(ok(RequestOpened { request_id }))
 }
 
