@@ -9,6 +9,9 @@
 //! - [`rules`]: `decide` (T1–T18 and the system facts) and `apply`.
 //! - [`access`], [`substate`], [`card`]: who sees and edits what (SPEC §8, DESIGN §2), the computed
 //!   sub-states (§3.3) and the patient's status card (§3.4).
+//! - [`content`]: the collaborative content documents (Automerge) of DESIGN §2 — ids, genesis,
+//!   typed access per kind, schema validation, applying pushed changes, freezing, recovered drafts.
+//! - [`sync`]: the versioned wire types of the sync protocol (DESIGN §3).
 
 pub mod access;
 pub mod actor;
@@ -16,12 +19,14 @@ pub mod card;
 pub mod case;
 pub mod catalog;
 pub mod command;
+pub mod content;
 pub mod event;
 pub mod ids;
 pub mod lang;
 pub mod refusal;
 pub mod rules;
 pub mod substate;
+pub mod sync;
 
 /// A point in time. Always UTC; always passed in, never read from a clock inside the core.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -83,6 +83,13 @@ pub enum RefusalCode {
     MappingDoctorsRequired,
     MappingExists,
     ReportNotReady,
+    ChangeMalformed,
+    ChangeMissingDeps,
+    ChangeTooLarge,
+    DocumentTooLarge,
+    DocumentInvalid,
+    ContentFrozen,
+    BatchTooLarge,
 }
 
 impl RefusalCode {
@@ -145,6 +152,13 @@ impl RefusalCode {
             MappingDoctorsRequired => "mapping_doctors_required",
             MappingExists => "mapping_exists",
             ReportNotReady => "report_not_ready",
+            ChangeMalformed => "change_malformed",
+            ChangeMissingDeps => "change_missing_deps",
+            ChangeTooLarge => "change_too_large",
+            DocumentTooLarge => "document_too_large",
+            DocumentInvalid => "document_invalid",
+            ContentFrozen => "content_frozen",
+            BatchTooLarge => "batch_too_large",
         }
     }
 
@@ -178,7 +192,10 @@ impl RefusalCode {
             | ReportAlreadyStored
             | DoctorNotAssigned
             | MappingExists
-            | ReportNotReady => RefusalClass::Conflict,
+            | ReportNotReady
+            | ChangeMissingDeps
+            | DocumentTooLarge
+            | ContentFrozen => RefusalClass::Conflict,
             AgeInvalid
             | GenderRequired
             | MedicalHistoryRequired
@@ -205,7 +222,11 @@ impl RefusalCode {
             | LinkInvalid
             | FieldInvalid
             | MappingCategoryInvalid
-            | MappingDoctorsRequired => RefusalClass::Invalid,
+            | MappingDoctorsRequired
+            | ChangeMalformed
+            | ChangeTooLarge
+            | DocumentInvalid
+            | BatchTooLarge => RefusalClass::Invalid,
         }
     }
 
@@ -394,6 +415,34 @@ impl RefusalCode {
                 "توجد بالفعل قائمة منسقين مفعلة لهذه الفئة",
             ),
             ReportNotReady => fixed("The report is not ready yet", "التقرير ليس جاهزًا بعد"),
+            ChangeMalformed => fixed(
+                "The content change could not be read (malformed or truncated data)",
+                "تعذرت قراءة تعديل المحتوى (بيانات تالفة أو مقطوعة)",
+            ),
+            ChangeMissingDeps => fixed(
+                "The content change depends on changes the server does not have",
+                "يعتمد تعديل المحتوى على تعديلات غير موجودة لدى الخادم",
+            ),
+            ChangeTooLarge => fixed(
+                "The content change is larger than allowed",
+                "تعديل المحتوى أكبر من الحجم المسموح",
+            ),
+            DocumentTooLarge => fixed(
+                "The document would become larger than allowed",
+                "سيصبح المستند أكبر من الحجم المسموح",
+            ),
+            DocumentInvalid => fixed(
+                "The document content does not have the expected form",
+                "محتوى المستند ليس بالشكل المتوقع",
+            ),
+            ContentFrozen => fixed(
+                "This text was already submitted and can no longer be changed",
+                "تم تقديم هذا النص بالفعل ولا يمكن تعديله بعد الآن",
+            ),
+            BatchTooLarge => fixed(
+                "Too many operations in one request",
+                "عدد العمليات في الطلب الواحد كبير جدًا",
+            ),
         }
     }
 }

@@ -52,6 +52,12 @@ pub struct Limits {
     /// Per intake text field (medical history, questions) and per opinion/summary section.
     pub max_text_chars: usize,
     pub max_file_name_chars: usize,
+    /// Bytes of one pushed content change operation (its Automerge change bytes).
+    pub max_change_bytes: usize,
+    /// Bytes of a content document, measured as its compacted save (`content::ContentDoc::save`).
+    pub max_document_bytes: usize,
+    /// Operations in one sync push.
+    pub max_push_ops: usize,
     pub overdue_reminder_every: TimeDelta,
     pub draft_reminder_after: TimeDelta,
 }
@@ -66,6 +72,9 @@ impl Default for Limits {
             max_reason_chars: 1000,
             max_text_chars: 50_000,
             max_file_name_chars: 255,
+            max_change_bytes: 256 * 1024,
+            max_document_bytes: 5 * 1024 * 1024,
+            max_push_ops: 500,
             overdue_reminder_every: TimeDelta::hours(12),
             draft_reminder_after: TimeDelta::hours(24),
         }
