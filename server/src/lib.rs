@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod hints;
 pub mod lang;
 pub mod openapi;
 pub mod outbox;

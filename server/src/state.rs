@@ -69,6 +69,8 @@ pub struct AppState {
     pub payments: Arc<dyn PaymentProvider>,
     /// Wakes the outbox worker when new outbound calls were stored.
     pub outbox_wake: crate::outbox::Wake,
+    /// Live "pull now" hints for connected devices.
+    pub hints: crate::hints::Hints,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
             blobs,
             payments,
             outbox_wake: crate::outbox::Wake::default(),
+            hints: crate::hints::Hints::new(),
         }
     }
 
