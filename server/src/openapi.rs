@@ -419,6 +419,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     post("/pro/send-overdue-reminder", "Remind the specialists still due (T18, once per 12 h)", Json(CASE), Data),
     post("/pro/get-document", "The bytes of a case document (audited)", Json(DOCUMENT), Reply::File),
     post("/pro/get-report", "The final report PDF (audited; 409 while not ready)", Json(REPORT), Reply::Pdf),
+    post("/pro/list-notifications", "The doctor's inbox, in the request language", Json(NONE), Page),
     // The dashboard.
     post("/admin/save-reviewtype", "Create a review type → {rt_id}", Json(SAVE_REVIEW_TYPE), Data),
     post("/admin/update-reviewtype", "Change the fields sent of a review type → {rt_id}", Json(UPDATE_REVIEW_TYPE), Data),

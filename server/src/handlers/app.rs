@@ -882,6 +882,21 @@ impl NotificationItem {
     }
 }
 
+/// The inbox of `recipients` (user ids, or [`crate::store::ADMINS_RECIPIENT`]), newest first, in
+/// `lang`: what every `list-notifications` answers.
+pub async fn inbox(
+    state: &AppState,
+    recipients: &[String],
+    lang: Lang,
+    page: PageQuery,
+) -> Result<Envelope<Vec<NotificationItem>>, AppError> {
+    let listed = state
+        .store
+        .list_notifications(recipients, page.page())
+        .await?;
+    Ok(paged(listed, |n| NotificationItem::of(n, lang)))
+}
+
 /// `POST /app/list-notifications`: the patient's inbox, newest first.
 pub async fn list_notifications(
     State(state): State<AppState>,
@@ -889,11 +904,7 @@ pub async fn list_notifications(
     RequestLang(lang): RequestLang,
     JsonOrEmpty(req): JsonOrEmpty<ListRequest>,
 ) -> Result<Envelope<Vec<NotificationItem>>, AppError> {
-    let listed = state
-        .store
-        .list_notifications(&[user.sub], req.page.page())
-        .await?;
-    Ok(paged(listed, |n| NotificationItem::of(n, lang)))
+    inbox(&state, &[user.sub], lang, req.page).await
 }
 
 /// The body of `/app/access-history`: optionally one case, and a page.

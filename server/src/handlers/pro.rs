@@ -17,6 +17,7 @@ use crate::auth::{AuthUser, DoctorAuth};
 use crate::envelope::{Envelope, ok};
 use crate::error::AppError;
 use crate::extract::{Json, JsonOrEmpty};
+use crate::handlers::app::{NotificationItem, inbox};
 use crate::handlers::downloads::{self, ReportRequest};
 use crate::lang::RequestLang;
 use crate::state::AppState;
@@ -30,6 +31,7 @@ use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sop_core::Refusal;
 use sop_core::access::{ContentKind, Resource, can_view};
 use sop_core::actor::Actor;
 use sop_core::case::{AssignmentRole, Case, Relation};
@@ -52,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/send-overdue-reminder", post(send_overdue_reminder))
         .route("/get-document", post(get_document))
         .route("/get-report", post(get_report))
+        .route("/list-notifications", post(list_notifications))
 }
 
 /// The doctor making a request, as an actor and as a user id.
@@ -532,7 +535,7 @@ async fn submit(
 #[derive(Debug, Deserialize)]
 pub struct SaveNotesRequest {
     pub case_id: CaseId,
-    #[serde(default)]
+    /// Required: a body without it must not wipe the saved notes (send `""` to clear them).
     pub notes: String,
 }
 
@@ -676,9 +679,12 @@ pub async fn save_summary(
     Json(req): Json<SummaryRequest>,
 ) -> Result<Envelope<Saved<SummaryBody>>, AppError> {
     let (actor, _) = doctor(user);
-    let body = SummaryBody {
-        summary: req.summary.unwrap_or_default(),
+    // Required here (optional only with submit-summary): a body without it must not wipe the
+    // saved draft.
+    let Some(summary) = req.summary else {
+        return Err(Refusal::field("summary").into());
     };
+    let body = SummaryBody { summary };
     save(
         &state,
         &meta,
@@ -751,4 +757,17 @@ pub async fn get_report(
     let (actor, _) = doctor(user);
     let lang = req.lang(lang);
     downloads::report(&state, &meta, &actor, req.case_id, lang).await
+}
+
+// ----- Inbox ---------------------------------------------------------------------------------
+
+/// `POST /pro/list-notifications`: the doctor's inbox (SPEC §7), newest first, in the request
+/// language.
+pub async fn list_notifications(
+    State(state): State<AppState>,
+    DoctorAuth(user): DoctorAuth,
+    RequestLang(lang): RequestLang,
+    JsonOrEmpty(req): JsonOrEmpty<PageQuery>,
+) -> Result<Envelope<Vec<NotificationItem>>, AppError> {
+    inbox(&state, &[user.sub], lang, req).await
 }

@@ -6,7 +6,7 @@ use crate::auth::AdminAuth;
 use crate::envelope::Envelope;
 use crate::error::AppError;
 use crate::extract::JsonOrEmpty;
-use crate::handlers::app::NotificationItem;
+use crate::handlers::app::{NotificationItem, inbox};
 use crate::lang::RequestLang;
 use crate::state::AppState;
 use crate::store::rows::{AuditRow, OutboxRow};
@@ -115,9 +115,5 @@ pub async fn list_notifications(
     JsonOrEmpty(req): JsonOrEmpty<PageQuery>,
 ) -> Result<Envelope<Vec<NotificationItem>>, AppError> {
     let recipients = [ADMINS_RECIPIENT.to_owned(), user.sub];
-    let page = state
-        .store
-        .list_notifications(&recipients, req.page())
-        .await?;
-    Ok(paged(page, |row| NotificationItem::of(row, lang)))
+    inbox(&state, &recipients, lang, req).await
 }
