@@ -1,6 +1,7 @@
 //! Authentication: `Authorization: Bearer <JWT>` verified against the route group's audience.
 //!
 //! - Audiences (SPEC §10): `snr_usr` for `/app`, `snr_pro` for `/pro`, `snr_dash` for `/admin`.
+//!   `/sync/v1/*` takes either `snr_usr` or `snr_pro` ([`SyncAuth`]).
 //!   Handlers take [`PatientAuth`], [`DoctorAuth`] or [`AdminAuth`]; a missing, malformed,
 //!   badly signed or expired token answers 401, a valid token for another group 403 (both code
 //!   2000). The signature is always checked before the audience, so a 403 is only ever given to
@@ -423,6 +424,16 @@ impl Authenticator {
 
     /// Verifies `token` for `audience`: signature, expiry, then audience.
     pub async fn verify(&self, token: &str, audience: Audience) -> Result<AuthUser, AuthError> {
+        self.verify_any(token, &[audience]).await
+    }
+
+    /// Verifies `token` for the first of `audiences` it carries (routes open to several groups,
+    /// such as `/sync/v1/*`); a token carrying none of them is refused naming the first.
+    pub async fn verify_any(
+        &self,
+        token: &str,
+        audiences: &[Audience],
+    ) -> Result<AuthUser, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             tracing::debug!(error = %e, "undecodable token header");
             AuthError::InvalidToken
@@ -454,12 +465,19 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(AuthError::InvalidToken);
         }
-        match &claims.aud {
-            Some(aud) if aud.contains(audience.as_str()) => Ok(AuthUser {
+        let granted = claims.aud.as_ref().and_then(|aud| {
+            audiences
+                .iter()
+                .copied()
+                .find(|audience| aud.contains(audience.as_str()))
+        });
+        match (granted, audiences.first()) {
+            (Some(audience), _) => Ok(AuthUser {
                 sub: claims.sub,
                 audience,
             }),
-            _ => Err(AuthError::WrongAudience { expected: audience }),
+            (None, Some(&expected)) => Err(AuthError::WrongAudience { expected }),
+            (None, None) => Err(AuthError::InvalidToken),
         }
     }
 
@@ -475,7 +493,7 @@ impl Authenticator {
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(AuthError::MissingToken)?
@@ -693,6 +711,28 @@ audience_extractor!(
     /// An admin authenticated for `/admin/*` (audience `snr_dash`).
     AdminAuth => Audience::Admin
 );
+
+/// A patient or a doctor authenticated for `/sync/v1/*` (audience `snr_usr` or `snr_pro`; the
+/// audience tells which, and so which actor the user is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncAuth(pub AuthUser);
+
+/// The audiences `/sync/v1/*` accepts.
+pub const SYNC_AUDIENCES: [Audience; 2] = [Audience::Patient, Audience::Doctor];
+
+impl<S> FromRequestParts<S> for SyncAuth
+where
+    Authenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Authenticator::from_ref(state);
+        let token = bearer_token(&parts.headers)?;
+        auth.verify_any(token, &SYNC_AUDIENCES).await.map(Self)
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly

@@ -6,6 +6,8 @@
 //!   whose fields are all optional (clients often POST them without a body).
 //!
 //! Unknown fields are ignored (serde's default; never add `deny_unknown_fields` to request types).
+//! A body must be a JSON object: serde would also build a struct from an array of its field
+//! values in order (`["<case id>"]`), a shape no client means and the API does not document.
 //! Bodies are limited to [`JSON_BODY_LIMIT`] by the router; a route that needs more (uploads)
 //! sets its own `DefaultBodyLimit`.
 
@@ -19,10 +21,27 @@ use serde::de::DeserializeOwned;
 /// The largest request body accepted by default: 1 MiB.
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
-/// A JSON request body, rejected with our envelope.
-#[derive(Clone, Copy, Debug, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// A JSON request body (an object), rejected with our envelope.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(req.headers()) {
+            return Err(AppError::BadRequest(MISSING_JSON_CONTENT_TYPE.to_owned()));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(AppError::from)?;
+        from_object(&bytes).map(Self)
+    }
+}
 
 /// A JSON request body that may also be empty (then `T::default()`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,12 +65,23 @@ where
         if !json_content {
             return Err(AppError::BadRequest(MISSING_JSON_CONTENT_TYPE.to_owned()));
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(value))
+        from_object(&bytes).map(Self)
     }
 }
 
 const MISSING_JSON_CONTENT_TYPE: &str = "Expected request with `Content-Type: application/json`";
+
+const NOT_AN_OBJECT: &str = "The request body must be a JSON object";
+
+/// `T` from a body that must be a JSON object (see the module doc), with the messages of
+/// [`Json`]; for extractors that read the bytes themselves (the sync API's larger bodies).
+pub fn from_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::BadRequest(NOT_AN_OBJECT.to_owned()));
+    }
+    let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
+    Ok(value)
+}
 
 /// `application/json` or `application/<something>+json`, parameters ignored.
 fn has_json_content_type(headers: &HeaderMap) -> bool {
@@ -180,6 +210,19 @@ mod tests {
     async fn wrong_type_names_the_field() {
         let (status, body) = send("/strict", JSON, r#"{"n": "three"}"#).await;
         assert_bad_input(status, &body, 400, "n: invalid type");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_an_object_is_refused_even_if_it_fits_the_struct() {
+        // serde reads `Payload` from `[3]` (its fields in order); the API takes objects only.
+        for body in ["[3]", "[3, \"x\"]", "[]", "null", "3", "\"n\"", ""] {
+            let (status, reply) = send("/strict", JSON, body).await;
+            assert_bad_input(status, &reply, 400, "must be a JSON object");
+        }
+        for body in ["[3]", "null", "3"] {
+            let (status, reply) = send("/lenient", JSON, body).await;
+            assert_bad_input(status, &reply, 400, "must be a JSON object");
+        }
     }
 
     #[tokio::test]

@@ -8,6 +8,10 @@
 //! - [`db`]: the PostgreSQL or SQLite pool and the embedded migrations.
 //! - [`payments`]: the payment platform (the built-in sandbox by default); [`outbox`]: the
 //!   background worker that delivers outbound calls, started by `serve`.
+//! - [`hints`] and [`live`]: "pull now" hints to connected devices, across instances on
+//!   PostgreSQL (the relay is started by `serve`).
+//! - [`sync`]: the `/sync/v1` push, pull and exchange, and the background compaction of
+//!   content documents started by `serve`.
 //! - [`telemetry`] sets up logging.
 
 pub mod api;
@@ -22,6 +26,7 @@ pub mod extract;
 pub mod handlers;
 pub mod hints;
 pub mod lang;
+pub mod live;
 pub mod openapi;
 pub mod outbox;
 pub mod payments;
@@ -29,6 +34,7 @@ pub mod router;
 pub mod seed;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod views;
 
@@ -48,6 +54,12 @@ use tokio::net::TcpListener;
 
 /// After a shutdown signal, in-flight requests get this long to finish before the server exits.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// At start-up, how long to wait for the live-hint relay to listen before serving anyway.
+const RELAY_START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// On shutdown, how long live connections get to finish their closing handshake.
+const LIVE_CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs a parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -99,9 +111,29 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     );
     let outbox_worker = outbox::spawn(state.clone());
     let scheduler = handlers::scheduler::spawn(state.clone());
-    let result = serve_until_signal(listener, app(state), shutdown_signal()).await;
+    let compaction = sync::spawn_compaction(state.clone());
+    let hints = state.hints.clone();
+    let mut relay = hints.relay(&db, state.store.clone());
+    if !relay.wait_listening(RELAY_START_TIMEOUT).await {
+        tracing::warn!("live hints from other instances are not relayed yet; still trying");
+    }
+    // Live connections are upgraded out of the HTTP server's sight: tell them to close as soon
+    // as the shutdown starts, and give them a moment once the server has stopped.
+    let signal = {
+        let hints = hints.clone();
+        async move {
+            shutdown_signal().await;
+            hints.shut_down();
+        }
+    };
+    let result = serve_until_signal(listener, app(state), signal).await;
+    if !hints.sessions_closed(LIVE_CLOSE_GRACE).await {
+        tracing::warn!("some live connections did not close in time");
+    }
+    drop(relay);
     drop(outbox_worker);
     drop(scheduler);
+    drop(compaction);
     db.close().await;
     tracing::info!("stopped");
     result

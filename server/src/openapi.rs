@@ -3,8 +3,9 @@
 //!
 //! The surface is written once, as data: [`ENDPOINTS`] lists every path with its method, a
 //! summary, the request fields and the kind of reply; [`document`] turns the table into JSON. The
-//! audience (security scheme and tag) follows from the path prefix ([`Group::of`]). The planned
-//! sync API (DESIGN §3) is listed and marked `x-sop-planned`.
+//! audience (security scheme and tag) follows from the path prefix ([`Group::of`]). An endpoint
+//! of a group listed in [`PLANNED`] is specified but not served yet and marked `x-sop-planned`
+//! (none is, since the sync API is served).
 //!
 //! Adding an endpoint: add its row here with the route. A test compares this table with the
 //! routes in `router.rs` and `handlers/`, so a route missing from the document fails the build's
@@ -12,7 +13,7 @@
 
 use Body::{Form, Json, Multipart};
 use Reply::{Data, Page};
-use Ty::{Bool, DateTime, Enum, File, Int, Objects, Str, Strs, Uuid, Uuids};
+use Ty::{Bool, DateTime, Enum, File, Int, Object, Objects, Str, Strs, Uuid, Uuids};
 use serde_json::{Map, Value, json};
 
 /// HTTP methods used by the API.
@@ -44,6 +45,8 @@ pub enum Ty {
     Strs,
     Uuids,
     Enum(&'static [&'static str]),
+    /// One JSON object (its shape in the description).
+    Object,
     Objects,
     /// A file part of a multipart body.
     File,
@@ -125,6 +128,13 @@ pub struct Endpoint {
     pub reply: Reply,
 }
 
+impl Endpoint {
+    /// Whether the endpoint is specified but not served yet (its group is [`PLANNED`]).
+    pub fn planned(&self) -> bool {
+        Group::of(self.path).planned()
+    }
+}
+
 const fn post(path: &'static str, summary: &'static str, body: Body, reply: Reply) -> Endpoint {
     Endpoint {
         method: Method::Post,
@@ -160,7 +170,7 @@ pub enum Group {
     Payments,
     /// `/sandbox`: the standalone payment page, public.
     Sandbox,
-    /// `/sync/v1`: the devices' sync API (planned).
+    /// `/sync/v1`: the devices' sync API (`snr_usr` or `snr_pro`).
     Sync,
     /// `/health`, `/ready`, `/openapi.json`: public.
     Ops,
@@ -212,9 +222,13 @@ impl Group {
 
     /// Whether the group is specified but not served yet.
     pub fn planned(self) -> bool {
-        self == Group::Sync
+        PLANNED.contains(&self)
     }
 }
+
+/// The groups specified but not served yet: their endpoints are documented with
+/// `x-sop-planned`. Empty since the sync API is served.
+pub const PLANNED: &[Group] = &[];
 
 const GENDERS: &[&str] = &["male", "female", "other"];
 const LANGS: &[&str] = &["en", "ar"];
@@ -365,19 +379,23 @@ const CALLBACK: &[Field] = &[
     req("timestamp", DateTime),
 ];
 const SYNC_PUSH: &[Field] = &[
-    req("device_id", Str),
-    req("operations", Objects)
-        .doc("commands and content changes in the order made, each with a client id"),
+    req("device_id", Uuid).doc("the app installation, generated once by the device"),
+    req("ops", Objects).doc(
+        "at most 500, applied in this order: {\"type\": \"command\", op_id, case_id, command} \
+         (a case command, tagged by its own \"type\") or {\"type\": \"change\", op_id, doc_id, \
+         case_id, kind, change, heads_before} (Automerge changes as base64, the heads the device \
+         had as hex). op_id: a client UUID (v7), the key of exactly-once delivery. The answer \
+         (data.results) has one {op_id, outcome} per op: applied, duplicate, or refused with \
+         code, message_en and message_ar",
+    ),
 ];
 const SYNC_PULL: &[Field] = &[
-    opt("cursor", Str).doc("from the previous pull; absent for a first sync"),
-    opt("limit", Int),
+    req("cursor", Int).doc("0 on first sync, else the previous answer's cursor (opaque)"),
+    opt("limit", Int).doc("feed rows to read at most (the server caps it)"),
 ];
 const SYNC_EXCHANGE: &[Field] = &[
-    req("device_id", Str),
-    req("operations", Objects),
-    opt("cursor", Str),
-    opt("limit", Int),
+    req("push", Object).doc("a push body (device_id, ops)"),
+    req("pull", Object).doc("a pull body (cursor, limit), answered after the push"),
 ];
 
 /// Every endpoint of SPEC §10, the payment callback, the sandbox, the operational endpoints and
@@ -449,11 +467,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     post("/payments/callback", "A payment result, signed over the raw body (header x-sop-signature)", Json(CALLBACK), Data),
     get("/sandbox/pay/{payment_id}", "The sandbox payment page (Pay / Fail)", Reply::Html),
     post("/sandbox/pay/{payment_id}", "Pay or fail a sandbox payment; sends the signed callback", Form(&[req("result", Enum(RESULTS))]), Reply::Html),
-    // The devices' sync API (DESIGN §3), planned.
+    // The devices' sync API (DESIGN §3).
     post("/sync/v1/push", "Push a batch of operations; one answer per operation", Json(SYNC_PUSH), Data),
-    post("/sync/v1/pull", "Pull what changed after a cursor", Json(SYNC_PULL), Data),
+    post("/sync/v1/pull", "What the user may see that changed after a cursor (data: items, cursor, more); cursor 0 or far behind: whole cases", Json(SYNC_PULL), Data),
     post("/sync/v1/exchange", "Push, then pull, in one round trip", Json(SYNC_EXCHANGE), Data),
-    get("/sync/v1/live", "A WebSocket of \"pull now\" hints (no data)", Reply::Socket),
+    get("/sync/v1/live", "A WebSocket of \"pull now\" hints (no data); the JWT (snr_usr, snr_pro or snr_dash) may also be sent as ?access_token=", Reply::Socket),
 ];
 
 /// The OpenAPI 3.1 document of [`ENDPOINTS`].
@@ -492,7 +510,7 @@ fn tags() -> Value {
         {"name": "scheduler", "description": "Triggers of the scheduled jobs (an admin token)"},
         {"name": "payments", "description": "The payment platform's callback"},
         {"name": "sandbox", "description": "The built-in sandbox payment page"},
-        {"name": "sync", "description": "The devices' sync API (planned, not served yet)"},
+        {"name": "sync", "description": "The devices' sync API: push, pull, exchange (the sop_core::sync::v1 wire types in the envelope's data) and the live channel"},
         {"name": "ops", "description": "Health, readiness and this document"},
     ])
 }
@@ -503,7 +521,7 @@ fn operation(endpoint: &Endpoint) -> Value {
     let mut op = Map::new();
     op.insert("operationId".into(), operation_id(endpoint).into());
     op.insert("tags".into(), json!([group.tag()]));
-    let summary = if group.planned() {
+    let summary = if endpoint.planned() {
         format!("(planned) {}", endpoint.summary)
     } else {
         endpoint.summary.to_owned()
@@ -526,7 +544,7 @@ fn operation(endpoint: &Endpoint) -> Value {
         op.insert("requestBody".into(), body);
     }
     op.insert("responses".into(), responses(endpoint.reply, group));
-    if group.planned() {
+    if endpoint.planned() {
         op.insert("x-sop-planned".into(), true.into());
     }
     Value::Object(op)
@@ -604,6 +622,7 @@ fn field_schema(field: &Field) -> Value {
         Ty::Strs => json!({"type": "array", "items": {"type": "string"}}),
         Ty::Uuids => json!({"type": "array", "items": {"type": "string", "format": "uuid"}}),
         Ty::Enum(values) => json!({"type": "string", "enum": values}),
+        Ty::Object => json!({"type": "object"}),
         Ty::Objects => json!({"type": "array", "items": {"type": "object"}}),
         Ty::File => json!({"type": "string", "contentMediaType": "application/octet-stream"}),
     };
@@ -846,7 +865,7 @@ mod tests {
     fn documented(planned: bool) -> BTreeSet<Route> {
         ENDPOINTS
             .iter()
-            .filter(|e| Group::of(e.path).planned() == planned)
+            .filter(|e| e.planned() == planned)
             .map(|e| (e.method.as_str().to_owned(), e.path.to_owned()))
             .collect()
     }
@@ -931,9 +950,18 @@ mod tests {
         let upload = &doc["paths"]["/app/upload-document"]["post"]["requestBody"]["content"];
         assert!(upload["multipart/form-data"]["schema"]["properties"]["file"].is_object());
         for path in ["/sync/v1/push", "/sync/v1/pull", "/sync/v1/exchange"] {
-            assert_eq!(doc["paths"][path]["post"]["x-sop-planned"], true, "{path}");
+            let op = &doc["paths"][path]["post"];
+            assert_eq!(op.get("x-sop-planned"), None, "{path}");
+            assert_eq!(
+                op["security"],
+                json!([{"patient": []}, {"doctor": []}]),
+                "{path}"
+            );
         }
-        assert_eq!(doc["paths"]["/sync/v1/live"]["get"]["x-sop-planned"], true);
+        assert_eq!(
+            doc["paths"]["/sync/v1/live"]["get"].get("x-sop-planned"),
+            None
+        );
         assert_eq!(
             doc["paths"]["/sandbox/pay/{payment_id}"]["get"]["parameters"][0]["name"],
             "payment_id"

@@ -8,7 +8,7 @@
 
 use crate::error::localize_refusals;
 use crate::extract::JSON_BODY_LIMIT;
-use crate::handlers::{admin, app, ops, payments, pro, scheduler};
+use crate::handlers::{admin, app, ops, payments, pro, scheduler, sync};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -50,6 +50,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/admin", admin::routes())
         .nest("/scheduler", scheduler::routes())
         .merge(payments::routes())
+        .merge(sync::routes())
+        .route("/sync/v1/live", get(crate::live::connect))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

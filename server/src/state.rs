@@ -39,6 +39,8 @@ pub struct Settings {
     pub public_url: String,
     /// The limits the core rules enforce.
     pub limits: Limits,
+    /// Pull paging, first-sync and compaction settings of `/sync/v1`.
+    pub sync: crate::sync::SyncSettings,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
             data_dir,
             public_url,
             limits: Limits::default(),
+            sync: crate::sync::SyncSettings::default(),
         }
     }
 }
@@ -80,8 +83,11 @@ impl AppState {
         let blobs = BlobStore::local(settings.data_dir.join("blobs"));
         let payments: Arc<dyn PaymentProvider> =
             Arc::new(Sandbox::new(&settings.data_dir, &settings.public_url));
+        // On PostgreSQL, hints also reach the other instances (DESIGN §6).
+        let hints = crate::hints::Hints::for_db(&db);
         Self {
-            store: Store::new(db.clone()),
+            // The store publishes a hint after every commit that wrote feed rows.
+            store: Store::new(db.clone()).with_hints(hints.clone()),
             db,
             auth,
             settings: Arc::new(settings),
@@ -89,7 +95,7 @@ impl AppState {
             blobs,
             payments,
             outbox_wake: crate::outbox::Wake::default(),
-            hints: crate::hints::Hints::new(),
+            hints,
         }
     }
 

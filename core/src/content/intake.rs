@@ -7,8 +7,10 @@
 use super::field::{self, Field, FieldType};
 use super::{ContentDoc, DocKind, invalid};
 use crate::case::{Gender, Intake, IntakePatch};
+use crate::ids::CaseId;
 use crate::refusal::{Refusal, RefusalCode};
-use automerge::ScalarValue;
+use automerge::{ActorId, ScalarValue};
+use sha2::{Digest, Sha256};
 
 pub const PATIENT_AGE: &str = "patient_age";
 pub const PATIENT_GENDER: &str = "patient_gender";
@@ -129,6 +131,29 @@ pub fn apply_patch(doc: &mut ContentDoc, patch: &IntakePatch) -> Result<(), Refu
     })
 }
 
+/// The actor of the change that writes a case's initial intake (the values sent with T1/T2):
+/// derived from the case, so the server and the device that created the case offline write a
+/// byte-identical change and merging them never doubles a text.
+pub fn creation_actor(case_id: CaseId) -> ActorId {
+    let mut h = Sha256::new();
+    h.update(b"sop/intake-creation/v1");
+    h.update([0u8]);
+    h.update(case_id.0.as_bytes());
+    ActorId::from(&h.finalize()[..16])
+}
+
+/// The intake document of a new case: the genesis, then `intake` written as one change by
+/// [`creation_actor`] (no change when `intake` is empty), then `actor` for later edits. The
+/// server builds it when it creates the case; a device creating a case offline must build its
+/// document the same way (not `ContentDoc::new` plus its own edit), or the values it sent with
+/// the command and the values in its document would merge as two copies.
+pub fn initial(case_id: CaseId, intake: &Intake, actor: ActorId) -> Result<ContentDoc, Refusal> {
+    let mut doc = ContentDoc::new(DocKind::Intake, creation_actor(case_id))?;
+    set(&mut doc, intake)?;
+    doc.set_actor(actor);
+    Ok(doc)
+}
+
 fn age_value(age: Option<i32>) -> Result<Option<ScalarValue>, Refusal> {
     match age {
         None => Ok(None),
@@ -222,6 +247,30 @@ mod tests {
         assert_eq!(intake.medical_history, "kept");
         assert_eq!(intake.questions, "q");
         assert_eq!(intake.patient_age, Some(5));
+    }
+
+    #[test]
+    fn initial_documents_of_one_case_are_identical_and_merge_without_doubling() {
+        let case = CaseId(uuid::Uuid::from_u128(7));
+        let intake = Intake {
+            patient_age: Some(40),
+            patient_gender: None,
+            medical_history: "asthma".into(),
+            questions: String::new(),
+        };
+        let server = initial(case, &intake, ActorId::from([1u8; 16])).unwrap();
+        let mut device = initial(case, &intake, ActorId::from([2u8; 16])).unwrap();
+        assert_eq!(server.heads(), device.heads());
+        set_questions(&mut device, "why?").unwrap();
+        let mut merged = server.clone();
+        merged.merge(&device).unwrap();
+        let got = get(&merged).unwrap();
+        assert_eq!(got.medical_history, "asthma");
+        assert_eq!(got.questions, "why?");
+        let empty = initial(case, &Intake::default(), ActorId::random()).unwrap();
+        assert_eq!(empty.heads().len(), 1, "only the genesis");
+        let other = initial(CaseId(uuid::Uuid::from_u128(8)), &intake, ActorId::random()).unwrap();
+        assert_ne!(other.heads(), server.heads());
     }
 
     #[test]

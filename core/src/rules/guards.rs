@@ -131,11 +131,12 @@ pub(super) fn document(case: &Case, doc: &NewDocument, limits: &Limits) -> Guard
     if doc.sha256.len() != 64 || !doc.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return refuse(RefusalCode::Sha256Invalid);
     }
-    if !ALLOWED_CONTENT_TYPES.contains(&doc.content_type.as_str()) {
-        return refuse(RefusalCode::FileTypeNotAllowed);
-    }
+    // An empty file has no type to detect: say it is empty, not that its type is wrong.
     if doc.size <= 0 {
         return refuse(RefusalCode::FileEmpty);
+    }
+    if !ALLOWED_CONTENT_TYPES.contains(&doc.content_type.as_str()) {
+        return refuse(RefusalCode::FileTypeNotAllowed);
     }
     if doc.size > limits.max_file_bytes {
         return refuse(RefusalCode::FileTooLarge);

@@ -307,21 +307,34 @@ pub struct UpdateCaseRequest {
     pub questions: Option<String>,
 }
 
-/// `POST /app/update-case`: a partial edit of the intake while the case is a draft.
+/// `POST /app/update-case`: a partial edit of the intake while the case is a draft. The intake
+/// is a content document (the one the patient's phones edit offline): the core decides the
+/// patch, and the same transaction writes it into the document (`store.update_intake`).
 pub async fn update_case(
     State(state): State<AppState>,
     PatientAuth(user): PatientAuth,
     meta: RequestMeta,
     Json(req): Json<UpdateCaseRequest>,
 ) -> Result<Envelope<CaseSummary>, AppError> {
+    let actor = patient(user);
     let patch = IntakePatch {
         patient_age: req.patient_age,
         patient_gender: req.patient_gender,
         medical_history: req.medical_history,
         questions: req.questions,
     };
-    let command = Command::UpdateIntake { patch };
-    command_summary(&state, req.case_id, &command, &patient(user), &meta).await
+    let done = state
+        .store
+        .update_intake(
+            req.case_id,
+            &patch,
+            &actor,
+            &meta.audit(&actor),
+            &state.settings.limits,
+            state.now(),
+        )
+        .await?;
+    Ok(ok(CaseSummary::of(&done.case, state.now())))
 }
 
 /// `POST /app/submit-case`: T3.

@@ -9,3 +9,4 @@ pub mod ops;
 pub mod payments;
 pub mod pro;
 pub mod scheduler;
+pub mod sync;

@@ -145,6 +145,15 @@ pub async fn sandbox_pay(
         Ok(found) => found,
         Err(response) => return response,
     };
+    if let Err(rejection) = &form
+        && rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
+    {
+        return message_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Form too large",
+            "The form is larger than the limit of 1 MiB.",
+        );
+    }
     let Some(result) = form
         .ok()
         .and_then(|Form(f)| f.result)

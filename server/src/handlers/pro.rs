@@ -4,10 +4,11 @@
 //! decides what each may do and see. A doctor who is not (or no longer) on a case gets "Case not
 //! found" from every endpoint taking a `case_id`.
 //!
-//! Drafts are stored as JSON documents (`store.save_draft`), one per kind and doctor:
-//! notes `{"notes": text}`, an opinion the [`OpinionContent`] sections, the summary
-//! `{"summary": text}`. Submitting freezes the draft in the same transaction as the command
-//! (`store.execute_freezing`), so what the report shows is exactly what was submitted.
+//! Notes, opinions and the summary are content documents, the same ones devices edit offline
+//! and push through `/sync/v1/push` (`store::docs`): a save edits the document server-side with
+//! the core's typed setters; a submit runs the command in the transaction of its last save, and
+//! the command takes the text from the document and freezes it, so what the report shows is
+//! exactly what was submitted.
 
 use crate::api::{
     CaseRequest, PageQuery, RequestMeta, audit_read, case_details, command_summary, paged,
@@ -21,21 +22,21 @@ use crate::handlers::app::{NotificationItem, inbox};
 use crate::handlers::downloads::{self, ReportRequest};
 use crate::lang::RequestLang;
 use crate::state::AppState;
-use crate::store::CaseFilter;
-use crate::store::Draft;
+use crate::store::{CaseFilter, Edit, StoredContent};
 use crate::views::{CaseSummary, CaseView};
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sop_core::Refusal;
 use sop_core::access::{ContentKind, Resource, can_view};
 use sop_core::actor::Actor;
 use sop_core::case::{AssignmentRole, Case, Relation};
 use sop_core::command::{Command, Concordance, DoctorToAssign, OpinionContent, RequestSpec};
+use sop_core::content::opinion::{self, Section};
+use sop_core::content::{Content, ContentDoc, DocRef, notes, summary};
 use sop_core::ids::{CaseId, DocumentId, RequestId, UserId};
 
 /// The routes of this group.
@@ -119,8 +120,8 @@ pub struct DraftState {
     pub submitted_at: Option<DateTime<Utc>>,
 }
 
-impl From<&Draft> for DraftState {
-    fn from(d: &Draft) -> Self {
+impl From<&StoredContent> for DraftState {
+    fn from(d: &StoredContent) -> Self {
         Self {
             updated_at: d.updated_at,
             submitted_at: d.frozen_at,
@@ -175,50 +176,70 @@ pub struct DoctorCaseView {
     pub summary: Option<SummaryView>,
 }
 
-/// The notes draft body.
+/// The notes as answered by `/pro/save-notes`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub struct NotesBody {
     #[serde(default)]
     pub notes: String,
 }
 
-/// The summary draft body.
+/// The summary as answered by `/pro/save-summary`.
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub struct SummaryBody {
     #[serde(default)]
     pub summary: String,
 }
 
-/// A stored body as `T`; a body that does not decode is a bug or tampering.
-fn decode<T: DeserializeOwned>(draft: &Draft) -> Result<T, AppError> {
-    serde_json::from_value(draft.body.clone())
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored draft does not decode: {e}")))
+/// The notes text of a notes document's content.
+fn notes_text(content: &Content) -> String {
+    match content {
+        Content::Notes { text } => text.clone(),
+        _ => String::new(),
+    }
 }
 
-fn encode<T: Serialize>(body: &T) -> Result<serde_json::Value, AppError> {
-    serde_json::to_value(body).map_err(|e| AppError::Internal(anyhow::Error::new(e)))
+/// The sections of an opinion document's content.
+fn opinion_sections(content: &Content) -> OpinionContent {
+    match content {
+        Content::Opinion(opinion) => opinion.clone(),
+        _ => OpinionContent::default(),
+    }
 }
 
-/// The opinion draft of `doctor_id` on `case`, as a view.
+/// The text of a summary document's content.
+fn summary_text(content: &Content) -> String {
+    match content {
+        Content::Summary { summary } => summary.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The content document `kind` of `case_id`, if anything was ever written to it (the frozen
+/// text once submitted). The caller checks who may read it.
+async fn stored(
+    state: &AppState,
+    case_id: CaseId,
+    kind: ContentKind,
+) -> Result<Option<StoredContent>, AppError> {
+    Ok(state.store.content(&DocRef::new(case_id, kind)).await?)
+}
+
+/// The opinion of `doctor_id` on `case`, as a view.
 async fn opinion_of(
     state: &AppState,
     case: &Case,
     doctor_id: &UserId,
 ) -> Result<OpinionView, AppError> {
-    let draft = state
-        .store
-        .draft(case.case_id, &ContentKind::Opinion(doctor_id.clone()))
-        .await?;
-    let opinion = match &draft {
-        Some(d) => decode::<OpinionDraft>(d)?.into_content(),
-        None => OpinionContent::default(),
-    };
+    let draft = stored(state, case.case_id, ContentKind::Opinion(doctor_id.clone())).await?;
     let submitted = case
         .active_specialist(doctor_id)
         .is_some_and(|a| a.opinion_submitted_at.is_some());
     Ok(OpinionView {
         doctor_id: doctor_id.clone(),
-        opinion,
+        opinion: draft
+            .as_ref()
+            .map(|d| opinion_sections(&d.content))
+            .unwrap_or_default(),
         submitted,
         state: draft.as_ref().map(DraftState::from),
     })
@@ -233,13 +254,9 @@ async fn doctor_view(
     me: &UserId,
     view: CaseView,
 ) -> Result<DoctorCaseView, AppError> {
-    let notes = match state
-        .store
-        .draft(case.case_id, &ContentKind::Notes(me.clone()))
-        .await?
-    {
+    let notes = match stored(state, case.case_id, ContentKind::Notes(me.clone())).await? {
         Some(d) if can_view(case, actor, &Resource::Notes { doctor: me }) => Some(NotesView {
-            notes: decode::<NotesBody>(&d)?.notes,
+            notes: notes_text(&d.content),
             state: DraftState::from(&d),
         }),
         _ => None,
@@ -265,18 +282,14 @@ async fn doctor_view(
             opinions.push(opinion_of(state, case, &a.doctor_id).await?);
         }
     }
-    let summary = match state
-        .store
-        .draft(case.case_id, &ContentKind::Summary)
-        .await?
-    {
+    let summary = match stored(state, case.case_id, ContentKind::Summary).await? {
         // Others see the summary once it is submitted; the coordinator sees their draft too.
         Some(d)
             if can_view(case, actor, &Resource::SummaryAndReport)
                 && (d.frozen_at.is_some() || case.relation_of(actor) == Relation::Coordinator) =>
         {
             Some(SummaryView {
-                summary: decode::<SummaryBody>(&d)?.summary,
+                summary: summary_text(&d.content),
                 submitted: d.frozen_at.is_some(),
                 state: DraftState::from(&d),
             })
@@ -468,6 +481,11 @@ pub async fn send_overdue_reminder(
 }
 
 // ----- Drafts and submissions ----------------------------------------------------------------
+//
+// Notes, opinions and the summary are content documents (`store::docs`): a save edits the
+// document with the core's typed setters, as one change that devices pull like any pushed one;
+// a submit saves what it carries and runs the command in one transaction, the command taking
+// the text from the document and freezing it there.
 
 /// A saved draft.
 #[derive(Debug, Serialize)]
@@ -477,57 +495,54 @@ pub struct Saved<T> {
     pub body: T,
 }
 
-/// Saves `body` as the draft `kind` of `case_id` if the core lets `actor` write it now.
-async fn save<T: Serialize>(
+/// Edits the document `kind` of `case_id` if the core lets `actor` write it now; answers the
+/// document's content after the edit.
+async fn save(
     state: &AppState,
     meta: &RequestMeta,
     actor: &Actor,
     case_id: CaseId,
-    kind: &ContentKind,
-    body: &T,
-) -> Result<serde_json::Value, AppError> {
-    let json = encode(body)?;
-    state
+    kind: ContentKind,
+    edit: &Edit<'_>,
+) -> Result<Content, AppError> {
+    Ok(state
         .store
-        .save_draft(case_id, kind, &json, actor, &meta.audit(actor), state.now())
-        .await?;
-    Ok(json)
+        .edit_content(
+            &DocRef::new(case_id, kind),
+            edit,
+            actor,
+            &meta.audit(actor),
+            &state.settings.limits,
+            state.now(),
+        )
+        .await?)
 }
 
-/// The draft `kind` of `case_id` decoded as `T` (`T::default()` when nothing was saved). The
-/// caller has checked that the actor may write it, which implies reading it.
-async fn saved<T: DeserializeOwned + Default>(
-    state: &AppState,
-    case_id: CaseId,
-    kind: &ContentKind,
-) -> Result<T, AppError> {
-    match state.store.draft(case_id, kind).await? {
-        Some(d) => decode(&d),
-        None => Ok(T::default()),
-    }
-}
-
-/// Submits: runs `command` and freezes `body` as the draft `kind` in the same transaction.
+/// Submits: applies `edit` (what the request carried, if anything) to the document `kind` and
+/// runs `command` in the same transaction.
 async fn submit(
     state: &AppState,
     meta: &RequestMeta,
     actor: &Actor,
-    case_id: CaseId,
+    (case_id, kind): (CaseId, ContentKind),
+    edit: Option<&Edit<'_>>,
     command: &Command,
-    freeze: (&ContentKind, &serde_json::Value),
 ) -> Result<Envelope<CaseSummary>, AppError> {
     let done = state
         .store
-        .execute_freezing(
-            case_id,
+        .edit_and_execute(
+            &DocRef::new(case_id, kind),
+            edit,
             command,
             actor,
             &meta.audit(actor),
             &state.settings.limits,
             state.now(),
-            Some(freeze),
         )
         .await?;
+    if !done.decision.effects.is_empty() {
+        state.outbox_wake.notify();
+    }
     Ok(ok(CaseSummary::of(&done.case, state.now())))
 }
 
@@ -547,24 +562,26 @@ pub async fn save_notes(
     Json(req): Json<SaveNotesRequest>,
 ) -> Result<Envelope<Saved<NotesBody>>, AppError> {
     let (actor, me) = doctor(user);
-    let body = NotesBody { notes: req.notes };
-    save(
+    let edit = |doc: &mut ContentDoc| notes::set(doc, &req.notes);
+    let content = save(
         &state,
         &meta,
         &actor,
         req.case_id,
-        &ContentKind::Notes(me),
-        &body,
+        ContentKind::Notes(me),
+        &edit,
     )
     .await?;
     Ok(ok(Saved {
         case_id: req.case_id,
-        body,
+        body: NotesBody {
+            notes: notes_text(&content),
+        },
     }))
 }
 
-/// An opinion as stored and as sent: every section optional, so that a save can carry only
-/// what changed.
+/// The opinion sections a request carries: each optional, so that a save changes only what it
+/// sends.
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub struct OpinionDraft {
     pub summary: Option<String>,
@@ -583,25 +600,23 @@ impl OpinionDraft {
             && self.free_text.is_none()
     }
 
-    /// `self` with the sections `patch` carries replaced.
-    fn merged(self, patch: OpinionDraft) -> OpinionDraft {
-        OpinionDraft {
-            summary: patch.summary.or(self.summary),
-            diagnosis: patch.diagnosis.or(self.diagnosis),
-            recommendations: patch.recommendations.or(self.recommendations),
-            concordance: patch.concordance.or(self.concordance),
-            free_text: patch.free_text.or(self.free_text),
+    /// Writes the sections this draft carries into an opinion document.
+    fn apply(&self, doc: &mut ContentDoc) -> Result<(), Refusal> {
+        let sections = [
+            (Section::Summary, &self.summary),
+            (Section::Diagnosis, &self.diagnosis),
+            (Section::Recommendations, &self.recommendations),
+            (Section::FreeText, &self.free_text),
+        ];
+        for (section, text) in sections {
+            if let Some(text) = text {
+                opinion::set_section(doc, section, text)?;
+            }
         }
-    }
-
-    fn into_content(self) -> OpinionContent {
-        OpinionContent {
-            summary: self.summary.unwrap_or_default(),
-            diagnosis: self.diagnosis.unwrap_or_default(),
-            recommendations: self.recommendations.unwrap_or_default(),
-            concordance: self.concordance,
-            free_text: self.free_text.unwrap_or_default(),
+        if let Some(c) = self.concordance {
+            opinion::set_concordance(doc, Some(c))?;
         }
+        Ok(())
     }
 }
 
@@ -613,20 +628,6 @@ pub struct OpinionRequest {
     pub sections: OpinionDraft,
 }
 
-/// Merges the sections sent into the doctor's saved opinion and saves it.
-async fn save_opinion_sections(
-    state: &AppState,
-    meta: &RequestMeta,
-    actor: &Actor,
-    kind: &ContentKind,
-    req: OpinionRequest,
-) -> Result<OpinionContent, AppError> {
-    let current: OpinionDraft = saved(state, req.case_id, kind).await?;
-    let merged = current.merged(req.sections).into_content();
-    save(state, meta, actor, req.case_id, kind, &merged).await?;
-    Ok(merged)
-}
-
 /// `POST /pro/save-opinion`: saves the sections sent (the others stay as saved).
 pub async fn save_opinion(
     State(state): State<AppState>,
@@ -635,10 +636,13 @@ pub async fn save_opinion(
     Json(req): Json<OpinionRequest>,
 ) -> Result<Envelope<Saved<OpinionContent>>, AppError> {
     let (actor, me) = doctor(user);
-    let case_id = req.case_id;
+    let edit = |doc: &mut ContentDoc| req.sections.apply(doc);
     let kind = ContentKind::Opinion(me);
-    let body = save_opinion_sections(&state, &meta, &actor, &kind, req).await?;
-    Ok(ok(Saved { case_id, body }))
+    let content = save(&state, &meta, &actor, req.case_id, kind, &edit).await?;
+    Ok(ok(Saved {
+        case_id: req.case_id,
+        body: opinion_sections(&content),
+    }))
 }
 
 /// `POST /pro/submit-opinion`: T14. Sections sent with it are saved first; the saved opinion
@@ -650,18 +654,14 @@ pub async fn submit_opinion(
     Json(req): Json<OpinionRequest>,
 ) -> Result<Envelope<CaseSummary>, AppError> {
     let (actor, me) = doctor(user);
-    let case_id = req.case_id;
-    let kind = ContentKind::Opinion(me);
-    let opinion = if req.sections.is_empty() {
-        saved::<OpinionDraft>(&state, case_id, &kind)
-            .await?
-            .into_content()
-    } else {
-        save_opinion_sections(&state, &meta, &actor, &kind, req).await?
+    let edit = |doc: &mut ContentDoc| req.sections.apply(doc);
+    let edit: Option<&Edit<'_>> = (!req.sections.is_empty()).then_some(&edit);
+    // The store takes the opinion from the document.
+    let command = Command::SubmitOpinion {
+        opinion: OpinionContent::default(),
     };
-    let body = encode(&opinion)?;
-    let command = Command::SubmitOpinion { opinion };
-    submit(&state, &meta, &actor, case_id, &command, (&kind, &body)).await
+    let target = (req.case_id, ContentKind::Opinion(me));
+    submit(&state, &meta, &actor, target, edit, &command).await
 }
 
 /// The body of `/pro/save-summary` and `/pro/submit-summary`.
@@ -681,22 +681,24 @@ pub async fn save_summary(
     let (actor, _) = doctor(user);
     // Required here (optional only with submit-summary): a body without it must not wipe the
     // saved draft.
-    let Some(summary) = req.summary else {
+    let Some(text) = req.summary else {
         return Err(Refusal::field("summary").into());
     };
-    let body = SummaryBody { summary };
-    save(
+    let edit = |doc: &mut ContentDoc| summary::set(doc, &text);
+    let content = save(
         &state,
         &meta,
         &actor,
         req.case_id,
-        &ContentKind::Summary,
-        &body,
+        ContentKind::Summary,
+        &edit,
     )
     .await?;
     Ok(ok(Saved {
         case_id: req.case_id,
-        body,
+        body: SummaryBody {
+            summary: summary_text(&content),
+        },
     }))
 }
 
@@ -709,20 +711,17 @@ pub async fn submit_summary(
     Json(req): Json<SummaryRequest>,
 ) -> Result<Envelope<CaseSummary>, AppError> {
     let (actor, _) = doctor(user);
-    let kind = ContentKind::Summary;
-    let body = match req.summary {
-        Some(summary) => {
-            let body = SummaryBody { summary };
-            save(&state, &meta, &actor, req.case_id, &kind, &body).await?;
-            body
-        }
-        None => saved(&state, req.case_id, &kind).await?,
+    let edit = |doc: &mut ContentDoc| match &req.summary {
+        Some(text) => summary::set(doc, text),
+        None => Ok(()),
     };
-    let json = encode(&body)?;
+    let edit: Option<&Edit<'_>> = req.summary.is_some().then_some(&edit);
+    // The store takes the summary from the document.
     let command = Command::SubmitSummary {
-        summary: body.summary,
+        summary: String::new(),
     };
-    submit(&state, &meta, &actor, req.case_id, &command, (&kind, &json)).await
+    let target = (req.case_id, ContentKind::Summary);
+    submit(&state, &meta, &actor, target, edit, &command).await
 }
 
 // ----- Downloads -----------------------------------------------------------------------------

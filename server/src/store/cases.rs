@@ -1,13 +1,15 @@
 //! Running a command on a case: load, decide with `sop-core`, apply, and store the new state,
-//! its events, notifications, outbox rows and audit row in one transaction.
+//! its events, notifications, outbox rows, audit row and feed rows (the case row, its
+//! notifications, access changes; docs/adr/0004) in one transaction. Commands that submit a text
+//! (T2/T3, T14, T15) take it from its content document and freeze the document's heads there.
 
 use super::audit::{self, AuditEntry, AuditMeta};
-use super::content::content_key;
+use super::docs;
+use super::feed_log::FeedBatch;
 use super::rows::{NotificationRow, OutboxRow};
 use super::sql::{CaseFilter, Tx};
-use super::{MAX_ATTEMPTS, Page, Paged, Store, StoreError, read_tx, write_tx};
+use super::{Page, Paged, Store, StoreError, read_tx};
 use chrono::{DateTime, Utc};
-use sop_core::access::ContentKind;
 use sop_core::actor::Actor;
 use sop_core::case::case_reference;
 use sop_core::catalog::Catalog;
@@ -81,12 +83,9 @@ fn effect_kind(effect: &Effect) -> &'static str {
     }
 }
 
-/// A content document to freeze together with the command that submits it (T14, T15).
-pub type Freeze<'a> = Option<(&'a ContentKind, &'a serde_json::Value)>;
-
-/// Decides and stores one command inside `tx`.
+/// Decides and stores one command inside `tx`, adding its feed rows to `feed`.
 #[allow(clippy::too_many_arguments)]
-async fn execute_in<T: Tx>(
+pub(crate) async fn execute_in<T: Tx>(
     tx: &mut T,
     case_id: CaseId,
     command: &Command,
@@ -94,9 +93,16 @@ async fn execute_in<T: Tx>(
     meta: &AuditMeta,
     limits: &Limits,
     now: DateTime<Utc>,
-    freeze: Freeze<'_>,
+    feed: &mut FeedBatch,
 ) -> Result<Executed, StoreError> {
     let current = load_for_update(tx, case_id).await?;
+    if let Command::CreateCase {
+        case_id: created, ..
+    } = command
+        && *created != case_id
+    {
+        return Err(Refusal::field("case_id").into());
+    }
     let (rt, dc) = match (&current, command) {
         (Some((case, _)), _) => (case.rt_id, case.dc_id),
         (None, Command::CreateCase { rt_id, dc_id, .. }) => (*rt_id, *dc_id),
@@ -109,6 +115,8 @@ async fn execute_in<T: Tx>(
         now,
     };
     let before = current.as_ref().map(|(case, _)| case);
+    let submitted = docs::document_command(tx, before, command, actor, feed).await?;
+    let command = &*submitted;
     let (after, decision) = rules::execute(before, command, actor, &ctx)?;
     let Some(case) = after else {
         return Err(StoreError::Corrupt("a command left no case".into()));
@@ -134,13 +142,13 @@ async fn execute_in<T: Tx>(
             }
         }
         tx.replace_case_doctors(&case).await?;
+        feed.case_changed(&case);
+        if let Command::CreateCase { intake, .. } = command {
+            docs::create_intake(tx, &case, intake, feed, now).await?;
+        }
+        docs::freeze_for(tx, command, actor, &case, feed, now).await?;
     }
-    if let Some((kind, body)) = freeze {
-        let (kind_name, owner) = content_key(kind);
-        tx.put_content(case.case_id.0, kind_name, &owner, body, now, true)
-            .await?;
-    }
-    store_notifications(tx, &decision, now).await?;
+    store_notifications(tx, &decision, feed, now).await?;
     for effect in &decision.effects {
         tx.insert_outbox(&OutboxRow {
             outbox_id: Uuid::now_v7(),
@@ -171,13 +179,17 @@ async fn execute_in<T: Tx>(
         now,
     )
     .await?;
+    if !decision.events.is_empty() {
+        feed.access_changes(before, &case);
+    }
     Ok(Executed { case, decision })
 }
 
-/// Stores the decision's notifications with their texts in both languages.
+/// Stores the decision's notifications with their texts in both languages, and their feed rows.
 async fn store_notifications<T: Tx>(
     tx: &mut T,
     decision: &Decision,
+    feed: &mut FeedBatch,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for n in &decision.notifications {
@@ -190,7 +202,7 @@ async fn store_notifications<T: Tx>(
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        tx.insert_notification(&NotificationRow {
+        let row = NotificationRow {
             notification_id: Uuid::now_v7(),
             recipient,
             case_id: n.case_id.0,
@@ -201,8 +213,9 @@ async fn store_notifications<T: Tx>(
             body_ar: body.ar,
             created_at: now,
             read_at: None,
-        })
-        .await?;
+        };
+        tx.insert_notification(&row).await?;
+        feed.notification(&row)?;
     }
     Ok(())
 }
@@ -219,43 +232,39 @@ impl Store {
         limits: &Limits,
         now: DateTime<Utc>,
     ) -> Result<Executed, StoreError> {
-        self.execute_freezing(case_id, command, actor, meta, limits, now, None)
+        let result = self
+            .retrying(|| async {
+                super::feed_tx!(self, now, |tx, feed| {
+                    execute_in(
+                        &mut tx, case_id, command, actor, meta, limits, now, &mut feed,
+                    )
+                    .await
+                })
+            })
+            .await;
+        self.audit_refusal(result, command, case_id, meta, now)
             .await
     }
 
-    /// [`Store::execute`], also freezing a content document in the same transaction when the
-    /// command goes through.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn execute_freezing(
+    /// Passes `result` through, auditing it first if the core refused `command`.
+    pub(crate) async fn audit_refusal<O>(
         &self,
-        case_id: CaseId,
+        result: Result<O, StoreError>,
         command: &Command,
-        actor: &Actor,
+        case_id: CaseId,
         meta: &AuditMeta,
-        limits: &Limits,
         now: DateTime<Utc>,
-        freeze: Freeze<'_>,
-    ) -> Result<Executed, StoreError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let result = write_tx!(&self.db, |tx| {
-                execute_in(&mut tx, case_id, command, actor, meta, limits, now, freeze).await
-            });
-            match result {
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::Refused(refusal)) => {
-                    let entry = AuditEntry {
-                        action: command.name(),
-                        case_id: Some(case_id.0),
-                        resource_id: None,
-                        outcome: format!("refused:{}", refusal.code),
-                    };
-                    self.audit(meta, entry, now).await?;
-                    return Err(StoreError::Refused(refusal));
-                }
-                other => return other,
-            }
+    ) -> Result<O, StoreError> {
+        if let Err(StoreError::Refused(refusal)) = &result {
+            let entry = AuditEntry {
+                action: command.name(),
+                case_id: Some(case_id.0),
+                resource_id: None,
+                outcome: format!("refused:{}", refusal.code),
+            };
+            self.audit(meta, entry, now).await?;
         }
-        Err(StoreError::Conflict)
+        result
     }
 
     /// Whether `command` would go through now, deciding it with the core without storing

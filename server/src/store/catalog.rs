@@ -1,7 +1,9 @@
 //! Catalog writes and reads (SPEC §2). Every write checks the catalog rules of `sop-core` and is
-//! audited in the same transaction.
+//! audited in the same transaction; review type and category writes also add a `catalog` row to
+//! the sync feed.
 
 use super::audit::{self, AuditEntry, AuditMeta};
+use super::feed_log::{category_payload, review_type_payload};
 use super::sql::Tx;
 use super::{Page, Paged, Store, StoreError, read_tx, write_tx};
 use chrono::{DateTime, Utc};
@@ -54,8 +56,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         check_review_type(rt)?;
-        write_tx!(&self.db, |tx| {
+        super::feed_tx!(self, now, |tx, feed| {
             tx.upsert_review_type(rt).await?;
+            feed.catalog(review_type_payload(rt));
             audited(&mut tx, meta, "save_reviewtype", rt.rt_id.to_string(), now).await
         })
     }
@@ -83,8 +86,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         check_category(dc)?;
-        write_tx!(&self.db, |tx| {
+        super::feed_tx!(self, now, |tx, feed| {
             tx.upsert_category(dc, now).await?;
+            feed.catalog(category_payload(dc));
             audited(
                 &mut tx,
                 meta,

@@ -1,26 +1,33 @@
-//! The server's store: cases, catalog, notifications, audit log, outbox and drafts on PostgreSQL
-//! or SQLite.
+//! The server's store: cases, catalog, content documents, the sync feed, notifications, audit
+//! log and outbox on PostgreSQL or SQLite.
 //!
 //! All SQL lives in [`sql`] behind the [`Tx`] trait, implemented for both backends from one text.
 //! The logic here and in the sibling modules is written once, generic over `Tx`: a command is
 //! decided by `sop-core` inside one write transaction that also stores its events, notifications,
-//! outbox rows and audit row, so either all of it commits or none of it does.
+//! outbox rows, audit row and feed rows, so either all of it commits or none of it does. Every
+//! write transaction that changes what a device may see ends with its feed rows ([`feed_tx!`]);
+//! after the commit the store publishes a live hint on the [`Hints`] it was given.
 
 mod audit;
 mod cases;
 mod catalog;
-mod content;
+mod docs;
 mod feed;
+pub mod feed_log;
 mod files;
+mod push;
 pub mod rows;
 pub mod sql;
 
 pub use audit::{AuditEntry, AuditMeta, ChainReport};
 pub use cases::{ADMINS_RECIPIENT, Executed};
-pub use content::Draft;
-pub use sql::{AuditFilter, CaseFilter, Tx, Window};
+pub use docs::{Edit, StoredContent, server_actor};
+pub use feed_log::{FeedPage, Pulled, SnapshotExtras, SnapshotPage};
+pub use push::{ChangeRef, PushOutcome, Pusher};
+pub use sql::{AuditFilter, CaseFilter, FeedViewer, Tx, Window};
 
 use crate::db::Db;
+use crate::hints::{Hint, Hints};
 use sop_core::Refusal;
 
 /// Why a store operation failed.
@@ -52,6 +59,8 @@ const MAX_ATTEMPTS: usize = 8;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Where "pull now" hints go after a commit that wrote feed rows (none: nowhere).
+    hints: Option<Hints>,
 }
 
 /// Runs `$body` (using the transaction `$tx`) in a write transaction of whichever backend is
@@ -96,15 +105,51 @@ macro_rules! read_tx {
     };
 }
 
-pub(crate) use {read_tx, write_tx};
+/// Runs `$body` (using the transaction `$tx` and the [`feed_log::FeedBatch`] `$feed`) in a
+/// write transaction whose last statement writes the batch's feed rows, then publishes the
+/// batch's hint once committed. `$body` evaluates to a `Result`; an `Err` rolls everything back.
+macro_rules! feed_tx {
+    ($store:expr, $now:expr, |$tx:ident, $feed:ident| $body:expr) => {{
+        let out = $crate::store::write_tx!(&$store.db, |$tx| {
+            let mut $feed = $crate::store::feed_log::FeedBatch::default();
+            match $body {
+                Ok(value) => $feed
+                    .commit(&mut $tx, $now)
+                    .await
+                    .map(|hint| (value, hint))
+                    .map_err(Into::into),
+                Err(e) => Err(e),
+            }
+        });
+        out.map(|(value, hint)| {
+            $store.publish(hint);
+            value
+        })
+    }};
+}
+
+pub(crate) use {feed_tx, read_tx, write_tx};
 
 impl Store {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, hints: None }
+    }
+
+    /// This store, publishing a hint on `hints` after every commit that wrote feed rows.
+    pub fn with_hints(mut self, hints: Hints) -> Self {
+        self.hints = Some(hints);
+        self
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Publishes the hint of a committed transaction, if it wrote feed rows.
+    fn publish(&self, hint: Option<Hint>) {
+        if let (Some(hints), Some(hint)) = (&self.hints, hint) {
+            hints.publish(hint);
+        }
     }
 }
 

@@ -162,10 +162,41 @@ pub struct OutboxRow {
     pub done_at: Option<DateTime<Utc>>,
 }
 
-/// A saved content draft (notes, opinion, summary).
+/// One row of the sync feed (docs/adr/0004-sync-feed.md).
 #[derive(Clone, Debug, sqlx::FromRow)]
-pub struct ContentRow {
-    pub body: Json<serde_json::Value>,
-    pub updated_at: DateTime<Utc>,
+pub struct FeedRow {
+    pub seq: i64,
+    /// `case`, `content`, `notification`, `catalog`, `access_granted`, `access_revoked`,
+    /// `content_refresh`.
+    pub kind: String,
+    pub case_id: Option<Uuid>,
+    /// The one user this row is for (or `*admins`); `None` when readers are decided at pull time.
+    pub recipient: Option<String>,
+    pub doc_id: Option<Uuid>,
+    pub payload: Option<Json<serde_json::Value>>,
+    /// Content rows: the Automerge changes (until compaction clears them).
+    pub data: Option<Vec<u8>>,
+    pub at: DateTime<Utc>,
+}
+
+/// A stored content document: its snapshot and bookkeeping (the changes after the snapshot are
+/// the feed's content rows).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DocRow {
+    pub doc_id: Uuid,
+    pub case_id: Uuid,
+    /// `intake`, `notes`, `opinion`, `summary`.
+    pub kind: String,
+    /// The doctor of notes and opinions; empty for the intake and the summary.
+    pub doctor_id: String,
+    pub snapshot: Vec<u8>,
+    /// The feed position the snapshot covers.
+    pub snapshot_seq: i64,
+    /// Content rows after `snapshot_seq`.
+    pub pending: i32,
+    /// The current heads (lowercase hex).
+    pub heads: Json<Vec<String>>,
+    pub frozen_heads: Option<Json<Vec<String>>>,
     pub frozen_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
 }

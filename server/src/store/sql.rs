@@ -10,8 +10,8 @@
 //! test suite, which runs on both databases.
 
 use super::rows::{
-    AuditRow, CaseRow, CategoryRow, ContentRow, DoctorRow, MappingRow, NotificationRow, OutboxRow,
-    ReviewTypeRow,
+    AuditRow, CaseRow, CategoryRow, DocRow, DoctorRow, FeedRow, MappingRow, NotificationRow,
+    OutboxRow, ReviewTypeRow,
 };
 use chrono::{DateTime, Utc};
 use sop_core::Case;
@@ -49,6 +49,29 @@ pub struct AuditFilter {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
+
+/// Whose feed is read: decides which cases' rows are candidates (visibility itself is decided
+/// afterwards, with the core, on the cases' current state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedViewer {
+    /// A patient: the cases they own.
+    Patient(String),
+    /// A doctor: the cases they are or were assigned to.
+    Doctor(String),
+}
+
+impl FeedViewer {
+    /// The user id.
+    pub fn user(&self) -> &str {
+        match self {
+            FeedViewer::Patient(u) | FeedViewer::Doctor(u) => u,
+        }
+    }
+}
+
+/// How many feed rows one `INSERT` writes at most (bound parameters stay far below both
+/// backends' limits).
+const FEED_INSERT_CHUNK: usize = 500;
 
 /// `LIMIT`/`OFFSET` of a page.
 #[derive(Clone, Copy, Debug)]
@@ -173,22 +196,6 @@ pub trait Tx: Send {
         window: Window,
     ) -> impl Future<Output = R<(Vec<OutboxRow>, i64)>> + Send;
 
-    fn content(
-        &mut self,
-        case_id: Uuid,
-        kind: &str,
-        owner: &str,
-    ) -> impl Future<Output = R<Option<ContentRow>>> + Send;
-    fn put_content(
-        &mut self,
-        case_id: Uuid,
-        kind: &str,
-        owner: &str,
-        body: &serde_json::Value,
-        at: DateTime<Utc>,
-        frozen: bool,
-    ) -> impl Future<Output = R<()>> + Send;
-
     fn insert_blob(
         &mut self,
         sha256: &str,
@@ -196,6 +203,118 @@ pub trait Tx: Send {
         content_type: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = R<()>> + Send;
+
+    // ----- The sync feed (docs/adr/0004-sync-feed.md)
+
+    /// Takes `n` numbers from the feed clock and returns the last one. The clock's row stays
+    /// locked until the transaction ends, so numbers are handed out in commit order: call it
+    /// last, just before committing.
+    fn take_feed_seqs(&mut self, n: i64) -> impl Future<Output = R<i64>> + Send;
+    fn insert_feed(&mut self, rows: &[FeedRow]) -> impl Future<Output = R<()>> + Send;
+    /// The last number taken from the feed clock: every row up to it is committed.
+    fn feed_head(&mut self) -> impl Future<Output = R<i64>> + Send;
+    /// Makes every later statement of this (read) transaction see one snapshot.
+    fn repeatable_read(&mut self) -> impl Future<Output = R<()>> + Send;
+    /// Rows in (`after`, `upto`] that may concern `viewer`, oldest first, at most `limit`.
+    fn feed_page(
+        &mut self,
+        viewer: &FeedViewer,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> impl Future<Output = R<Vec<FeedRow>>> + Send;
+    /// Per case, the last `access_granted`/`content_refresh` row for `user` in (`after`, `upto`].
+    fn feed_grants(
+        &mut self,
+        user: &str,
+        after: i64,
+        upto: i64,
+    ) -> impl Future<Output = R<Vec<(Uuid, i64)>>> + Send;
+    /// The cases with an `access_revoked` row for `user` in (`after`, `upto`].
+    fn feed_revoked(
+        &mut self,
+        user: &str,
+        after: i64,
+        upto: i64,
+    ) -> impl Future<Output = R<Vec<Uuid>>> + Send;
+    /// The cases `viewer` owns or was ever assigned to (a set that only grows), ordered by id,
+    /// from the `offset`-th on.
+    fn viewer_cases(
+        &mut self,
+        viewer: &FeedViewer,
+        offset: i64,
+        limit: i64,
+    ) -> impl Future<Output = R<Vec<Uuid>>> + Send;
+
+    // ----- Content documents
+
+    fn content_doc(&mut self, doc_id: Uuid) -> impl Future<Output = R<Option<DocRow>>> + Send;
+    fn case_docs(&mut self, case_id: Uuid) -> impl Future<Output = R<Vec<DocRow>>> + Send;
+    /// The content rows of a document in (`after`, `upto`], oldest first.
+    fn doc_changes(
+        &mut self,
+        doc_id: Uuid,
+        after: i64,
+        upto: i64,
+    ) -> impl Future<Output = R<Vec<FeedRow>>> + Send;
+    /// The payload of the feed row `seq`, if there is one.
+    fn feed_payload(
+        &mut self,
+        seq: i64,
+    ) -> impl Future<Output = R<Option<Json<serde_json::Value>>>> + Send;
+    fn insert_content_doc(&mut self, row: &DocRow) -> impl Future<Output = R<()>> + Send;
+    /// Records new heads and `added` more content rows after the snapshot.
+    fn touch_content_doc(
+        &mut self,
+        doc_id: Uuid,
+        heads: &[String],
+        added: i32,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = R<()>> + Send;
+    fn freeze_content_doc(
+        &mut self,
+        doc_id: Uuid,
+        heads: &[String],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = R<()>> + Send;
+    /// Documents with at least `min_pending` content rows after their snapshot.
+    fn docs_to_compact(
+        &mut self,
+        min_pending: i32,
+        limit: i64,
+    ) -> impl Future<Output = R<Vec<Uuid>>> + Send;
+    /// Replaces the snapshot (taken at `old_seq`) by one covering the feed up to `new_seq`
+    /// (`covered` content rows), then clears the change bytes the previous snapshot already
+    /// held. False (nothing done) when another compaction moved the snapshot meanwhile.
+    fn compact_content_doc(
+        &mut self,
+        doc_id: Uuid,
+        old_seq: i64,
+        snapshot: &[u8],
+        new_seq: i64,
+        covered: i32,
+    ) -> impl Future<Output = R<bool>> + Send;
+
+    // ----- Exactly-once pushes
+
+    /// The recorded answers of `ops` pushed by `user` from `device`.
+    fn sync_results(
+        &mut self,
+        user: &str,
+        device: Uuid,
+        ops: &[Uuid],
+    ) -> impl Future<Output = R<Vec<(Uuid, Json<serde_json::Value>)>>> + Send;
+    /// Records an answer; false when one is recorded already (a concurrent retry).
+    fn insert_sync_result(
+        &mut self,
+        user: &str,
+        device: Uuid,
+        op: Uuid,
+        result: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = R<bool>> + Send;
+    /// A stored blob's size and detected content type.
+    fn blob(&mut self, sha256: &str) -> impl Future<Output = R<Option<(i64, String)>>> + Send;
 
     /// Serializes appends to the audit chain until the transaction ends.
     fn lock_audit(&mut self) -> impl Future<Output = R<()>> + Send;
@@ -238,8 +357,13 @@ fn like_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
+const FEED_COLUMNS: &str = "seq, kind, case_id, recipient, doc_id, payload, data, at";
+const DOC_COLUMNS: &str = "doc_id, case_id, kind, doctor_id, snapshot, snapshot_seq, pending, \
+     heads, frozen_heads, frozen_at, updated_at";
+
 macro_rules! impl_tx {
-    ($db:ty, lock_audit = $lock:expr, for_update = $for_update:literal) => {
+    ($db:ty, lock_audit = $lock:expr, for_update = $for_update:literal,
+     repeatable_read = $rr:expr) => {
         impl Tx for sqlx::Transaction<'_, $db> {
             async fn case_row(&mut self, id: Uuid) -> R<Option<CaseRow>> {
                 sqlx::query_as("SELECT version, state FROM cases WHERE case_id = $1")
@@ -782,44 +906,6 @@ macro_rules! impl_tx {
                 Ok((rows, total))
             }
 
-            async fn content(&mut self, case_id: Uuid, kind: &str, owner: &str) -> R<Option<ContentRow>> {
-                sqlx::query_as(
-                    "SELECT body, updated_at, frozen_at FROM case_content \
-                     WHERE case_id = $1 AND kind = $2 AND owner_id = $3",
-                )
-                .bind(case_id)
-                .bind(kind)
-                .bind(owner)
-                .fetch_optional(&mut **self)
-                .await
-            }
-
-            async fn put_content(
-                &mut self,
-                case_id: Uuid,
-                kind: &str,
-                owner: &str,
-                body: &serde_json::Value,
-                at: DateTime<Utc>,
-                frozen: bool,
-            ) -> R<()> {
-                let frozen_at = frozen.then_some(at);
-                sqlx::query(
-                    "INSERT INTO case_content (case_id, kind, owner_id, body, updated_at, frozen_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id, kind, owner_id) \
-                     DO UPDATE SET body = $4, updated_at = $5, frozen_at = $6",
-                )
-                .bind(case_id)
-                .bind(kind)
-                .bind(owner)
-                .bind(Json(body))
-                .bind(at)
-                .bind(frozen_at)
-                .execute(&mut **self)
-                .await?;
-                Ok(())
-            }
-
             async fn insert_blob(&mut self, sha256: &str, size: i64, content_type: &str, at: DateTime<Utc>) -> R<()> {
                 sqlx::query(
                     "INSERT INTO blobs (sha256, size, content_type, created_at) VALUES ($1, $2, $3, $4) \
@@ -925,6 +1011,273 @@ macro_rules! impl_tx {
                 Ok((rows, total))
             }
 
+            async fn take_feed_seqs(&mut self, n: i64) -> R<i64> {
+                sqlx::query_scalar("UPDATE feed_clock SET seq = seq + $1 WHERE id = 1 RETURNING seq")
+                    .bind(n)
+                    .fetch_one(&mut **self)
+                    .await
+            }
+
+            async fn insert_feed(&mut self, rows: &[FeedRow]) -> R<()> {
+                for chunk in rows.chunks(FEED_INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO feed ({FEED_COLUMNS}) "));
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.seq)
+                            .push_bind(r.kind.clone())
+                            .push_bind(r.case_id)
+                            .push_bind(r.recipient.clone())
+                            .push_bind(r.doc_id)
+                            .push_bind(r.payload.clone())
+                            .push_bind(r.data.clone())
+                            .push_bind(r.at);
+                    });
+                    qb.build().execute(&mut **self).await?;
+                }
+                Ok(())
+            }
+
+            async fn feed_head(&mut self) -> R<i64> {
+                sqlx::query_scalar("SELECT seq FROM feed_clock WHERE id = 1")
+                    .fetch_one(&mut **self)
+                    .await
+            }
+
+            async fn repeatable_read(&mut self) -> R<()> {
+                if let Some(sql) = $rr {
+                    sqlx::query(sql).execute(&mut **self).await?;
+                }
+                Ok(())
+            }
+
+            async fn feed_page(&mut self, viewer: &FeedViewer, after: i64, upto: i64, limit: i64) -> R<Vec<FeedRow>> {
+                let cases = match viewer {
+                    FeedViewer::Patient(_) => "SELECT case_id FROM cases WHERE patient_id = $3",
+                    FeedViewer::Doctor(_) => "SELECT case_id FROM case_doctors WHERE doctor_id = $3",
+                };
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {FEED_COLUMNS} FROM feed WHERE seq > $1 AND seq <= $2 AND (recipient = $3 \
+                     OR (recipient IS NULL AND (case_id IS NULL OR case_id IN ({cases})))) \
+                     ORDER BY seq LIMIT $4"
+                )))
+                .bind(after)
+                .bind(upto)
+                .bind(viewer.user())
+                .bind(limit)
+                .fetch_all(&mut **self)
+                .await
+            }
+
+            async fn feed_grants(&mut self, user: &str, after: i64, upto: i64) -> R<Vec<(Uuid, i64)>> {
+                sqlx::query_as(
+                    "SELECT case_id, MAX(seq) FROM feed WHERE recipient = $1 AND seq > $2 AND seq <= $3 \
+                     AND kind IN ('access_granted', 'content_refresh') AND case_id IS NOT NULL GROUP BY case_id",
+                )
+                .bind(user)
+                .bind(after)
+                .bind(upto)
+                .fetch_all(&mut **self)
+                .await
+            }
+
+            async fn feed_revoked(&mut self, user: &str, after: i64, upto: i64) -> R<Vec<Uuid>> {
+                sqlx::query_scalar(
+                    "SELECT DISTINCT case_id FROM feed WHERE recipient = $1 AND seq > $2 AND seq <= $3 \
+                     AND kind = 'access_revoked' AND case_id IS NOT NULL",
+                )
+                .bind(user)
+                .bind(after)
+                .bind(upto)
+                .fetch_all(&mut **self)
+                .await
+            }
+
+            async fn viewer_cases(&mut self, viewer: &FeedViewer, offset: i64, limit: i64) -> R<Vec<Uuid>> {
+                let sql = match viewer {
+                    FeedViewer::Patient(_) => {
+                        "SELECT case_id FROM cases WHERE patient_id = $1 ORDER BY case_id LIMIT $2 OFFSET $3"
+                    }
+                    FeedViewer::Doctor(_) => {
+                        "SELECT DISTINCT case_id FROM case_doctors WHERE doctor_id = $1 \
+                         ORDER BY case_id LIMIT $2 OFFSET $3"
+                    }
+                };
+                sqlx::query_scalar(sql)
+                    .bind(viewer.user())
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&mut **self)
+                    .await
+            }
+
+            async fn content_doc(&mut self, doc_id: Uuid) -> R<Option<DocRow>> {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {DOC_COLUMNS} FROM content_docs WHERE doc_id = $1"
+                )))
+                .bind(doc_id)
+                .fetch_optional(&mut **self)
+                .await
+            }
+
+            async fn case_docs(&mut self, case_id: Uuid) -> R<Vec<DocRow>> {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {DOC_COLUMNS} FROM content_docs WHERE case_id = $1 ORDER BY kind, doctor_id"
+                )))
+                .bind(case_id)
+                .fetch_all(&mut **self)
+                .await
+            }
+
+            async fn doc_changes(&mut self, doc_id: Uuid, after: i64, upto: i64) -> R<Vec<FeedRow>> {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {FEED_COLUMNS} FROM feed WHERE doc_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
+                )))
+                .bind(doc_id)
+                .bind(after)
+                .bind(upto)
+                .fetch_all(&mut **self)
+                .await
+            }
+
+            async fn feed_payload(&mut self, seq: i64) -> R<Option<Json<serde_json::Value>>> {
+                let row: Option<(Option<Json<serde_json::Value>>,)> =
+                    sqlx::query_as("SELECT payload FROM feed WHERE seq = $1")
+                        .bind(seq)
+                        .fetch_optional(&mut **self)
+                        .await?;
+                Ok(row.and_then(|(p,)| p))
+            }
+
+            async fn insert_content_doc(&mut self, row: &DocRow) -> R<()> {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO content_docs ({DOC_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                )))
+                .bind(row.doc_id)
+                .bind(row.case_id)
+                .bind(&row.kind)
+                .bind(&row.doctor_id)
+                .bind(&row.snapshot)
+                .bind(row.snapshot_seq)
+                .bind(row.pending)
+                .bind(&row.heads)
+                .bind(&row.frozen_heads)
+                .bind(row.frozen_at)
+                .bind(row.updated_at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn touch_content_doc(&mut self, doc_id: Uuid, heads: &[String], added: i32, at: DateTime<Utc>) -> R<()> {
+                sqlx::query(
+                    "UPDATE content_docs SET heads = $2, pending = pending + $3, updated_at = $4 WHERE doc_id = $1",
+                )
+                .bind(doc_id)
+                .bind(Json(heads))
+                .bind(added)
+                .bind(at)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn freeze_content_doc(&mut self, doc_id: Uuid, heads: &[String], at: DateTime<Utc>) -> R<()> {
+                sqlx::query("UPDATE content_docs SET frozen_heads = $2, frozen_at = $3 WHERE doc_id = $1")
+                    .bind(doc_id)
+                    .bind(Json(heads))
+                    .bind(at)
+                    .execute(&mut **self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn docs_to_compact(&mut self, min_pending: i32, limit: i64) -> R<Vec<Uuid>> {
+                sqlx::query_scalar(
+                    "SELECT doc_id FROM content_docs WHERE pending >= $1 ORDER BY pending DESC LIMIT $2",
+                )
+                .bind(min_pending)
+                .bind(limit)
+                .fetch_all(&mut **self)
+                .await
+            }
+
+            async fn compact_content_doc(
+                &mut self,
+                doc_id: Uuid,
+                old_seq: i64,
+                snapshot: &[u8],
+                new_seq: i64,
+                covered: i32,
+            ) -> R<bool> {
+                let done = sqlx::query(
+                    "UPDATE content_docs SET snapshot = $3, snapshot_seq = $4, pending = pending - $5 \
+                     WHERE doc_id = $1 AND snapshot_seq = $2",
+                )
+                .bind(doc_id)
+                .bind(old_seq)
+                .bind(snapshot)
+                .bind(new_seq)
+                .bind(covered)
+                .execute(&mut **self)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE feed SET data = NULL WHERE doc_id = $1 AND seq <= $2 AND data IS NOT NULL",
+                )
+                .bind(doc_id)
+                .bind(old_seq)
+                .execute(&mut **self)
+                .await?;
+                Ok(true)
+            }
+
+            async fn sync_results(&mut self, user: &str, device: Uuid, ops: &[Uuid]) -> R<Vec<(Uuid, Json<serde_json::Value>)>> {
+                if ops.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT op_id, result FROM sync_ops WHERE user_id = ");
+                qb.push_bind(user.to_owned())
+                    .push(" AND device_id = ")
+                    .push_bind(device)
+                    .push(" AND op_id IN (");
+                let mut sep = qb.separated(", ");
+                for op in ops {
+                    sep.push_bind(*op);
+                }
+                qb.push(")");
+                qb.build_query_as().fetch_all(&mut **self).await
+            }
+
+            async fn insert_sync_result(
+                &mut self,
+                user: &str,
+                device: Uuid,
+                op: Uuid,
+                result: &serde_json::Value,
+                at: DateTime<Utc>,
+            ) -> R<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO sync_ops (user_id, device_id, op_id, result, at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (user_id, device_id, op_id) DO NOTHING",
+                )
+                .bind(user)
+                .bind(device)
+                .bind(op)
+                .bind(Json(result))
+                .bind(at)
+                .execute(&mut **self)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn blob(&mut self, sha256: &str) -> R<Option<(i64, String)>> {
+                sqlx::query_as("SELECT size, content_type FROM blobs WHERE sha256 = $1")
+                    .bind(sha256)
+                    .fetch_optional(&mut **self)
+                    .await
+            }
+
             async fn audit_after(&mut self, seq: i64, limit: i64) -> R<Vec<AuditRow>> {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
@@ -939,14 +1292,19 @@ macro_rules! impl_tx {
 }
 
 // An advisory lock held until commit: concurrent writers append to the audit chain one at a time.
+// A pull reads several statements that must agree (the feed head, rows, documents): PostgreSQL
+// gives one snapshot to the whole transaction at REPEATABLE READ.
 impl_tx!(
     sqlx::Postgres,
     lock_audit = Some("SELECT pg_advisory_xact_lock(530153)"),
-    for_update = " FOR UPDATE"
+    for_update = " FOR UPDATE",
+    repeatable_read = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 );
-// SQLite write transactions start with BEGIN IMMEDIATE and so are already one at a time.
+// SQLite write transactions start with BEGIN IMMEDIATE and so are already one at a time; a read
+// transaction in WAL mode keeps the snapshot of its first read.
 impl_tx!(
     sqlx::Sqlite,
     lock_audit = None::<&'static str>,
-    for_update = ""
+    for_update = "",
+    repeatable_read = None::<&'static str>
 );

@@ -558,46 +558,57 @@ async fn audit_chain_detects_tampering(store: &Store) {
 
 async fn drafts_are_permission_checked_and_frozen_with_submit(store: &Store) {
     use sop_core::access::ContentKind;
+    use sop_core::content::{Content, ContentDoc, DocRef, opinion};
     seed(store).await;
     let case = assigned_case(store, "P1").await;
     let d1 = Actor::Doctor("EMP11".into());
-    let kind = ContentKind::Opinion("EMP11".into());
-    let body = serde_json::json!({"summary": "Agree", "diagnosis": "Benign"});
+    let doc = DocRef::new(case, ContentKind::Opinion("EMP11".into()));
+    let limits = Limits::default();
+    let edit = |d: &mut ContentDoc| {
+        opinion::set_summary(d, "Agree")?;
+        opinion::set_diagnosis(d, "Benign")
+    };
     store
-        .save_draft(case, &kind, &body, &d1, &meta(&d1), t0())
+        .edit_content(&doc, &edit, &d1, &meta(&d1), &limits, t0())
         .await
         .unwrap();
     let other = Actor::Doctor("EMP12".into());
     assert!(matches!(
-        store.save_draft(case, &kind, &body, &other, &meta(&other), t0()).await,
+        store.edit_content(&doc, &edit, &other, &meta(&other), &limits, t0()).await,
         Err(StoreError::Refused(r)) if r.code == RefusalCode::Forbidden
     ));
     let stranger = Actor::Doctor("EMP99".into());
     assert!(matches!(
-        store.save_draft(case, &kind, &body, &stranger, &meta(&stranger), t0()).await,
+        store.edit_content(&doc, &edit, &stranger, &meta(&stranger), &limits, t0()).await,
         Err(StoreError::Refused(r)) if r.code == RefusalCode::CaseNotFound
     ));
+    // The command's own text is ignored: the submitted opinion is the document's.
     let opinion = sop_core::command::OpinionContent {
-        summary: "Agree".into(),
+        summary: "Something else".into(),
         ..Default::default()
     };
     store
-        .execute_freezing(
+        .execute(
             case,
             &Command::SubmitOpinion { opinion },
             &d1,
             &meta(&d1),
-            &Limits::default(),
+            &limits,
             t0(),
-            Some((&kind, &body)),
         )
         .await
         .unwrap();
-    let draft = store.draft(case, &kind).await.unwrap().unwrap();
+    let draft = store.content(&doc).await.unwrap().unwrap();
     assert!(draft.frozen_at.is_some());
-    assert_eq!(draft.body, body);
+    let Content::Opinion(saved) = draft.content else {
+        panic!("an opinion")
+    };
+    assert_eq!(
+        (saved.summary.as_str(), saved.diagnosis.as_str()),
+        ("Agree", "Benign")
+    );
     assert!(matches!(
-        store.save_draft(case, &kind, &body, &d1, &meta(&d1), t0()).await,
+        store.edit_content(&doc, &edit, &d1, &meta(&d1), &limits, t0()).await,
         Err(StoreError::Refused(r)) if r.code == RefusalCode::OpinionAlreadySubmitted
     ));
 }

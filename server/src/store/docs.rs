@@ -1,0 +1,754 @@
+//! Content documents on the server (DESIGN.md §2, docs/adr/0003): the patient's intake, the
+//! doctors' notes and opinions, the coordinator's summary, as Automerge documents. This is the
+//! one store of what people type: the `/app` and `/pro` endpoints and `/sync/v1/push` all write
+//! through [`write_in`], and every reader reads the documents.
+//!
+//! **Storage.** A document is a row of `content_docs` (a compacted snapshot covering the feed up
+//! to `snapshot_seq`, the current heads, the frozen heads) plus the feed's `content` rows after
+//! the snapshot, each holding the changes of one write (appended with the rest of the feed, in
+//! bulk, by the transaction's [`FeedBatch`]). A new document's snapshot is its genesis alone, so
+//! every content row applies on any device (every device has the genesis). Loading is snapshot
+//! plus later changes; the periodic [`Store::compact_documents`] folds the changes into a new
+//! snapshot (written first) and then clears the change bytes the previous snapshot already held
+//! (so devices slightly behind still get plain changes), in one transaction.
+//!
+//! **Writing** ([`write_in`]) runs inside the caller's transaction, holding the case's row: the
+//! write permission (core `check_write` for pushes, so a late edit is `content_frozen`; core
+//! `may_write` for the API, whose refusals the API has always answered), then **one**
+//! `apply_remote_batch` for all the request's operations on the document (never one change at a
+//! time: TECH-NOTES), then one feed row with the changes the batch added. A server-side edit
+//! (the API's save endpoints) is made with the core's typed setters as the fixed
+//! [`server_actor`] on a copy, and its change goes through the very same path. When the intake
+//! changes, the same transaction runs `Command::UpdateIntake` with the document's values, so
+//! `case.intake` always equals the document (and the core refuses a push once the case left
+//! `draft`).
+//!
+//! **Freezing.** When T2/T3, T14 or T15 go through, [`freeze_for`] records the document's heads
+//! (`content::Frozen::of`) in the same transaction; readers then see the content as of those
+//! heads. T14 and T15 take the submitted text from the document ([`document_command`]), whatever
+//! the command carried.
+
+use super::audit::{self, AuditEntry, AuditMeta};
+use super::cases::{Executed, execute_in, load_for_update};
+use super::feed_log::FeedBatch;
+use super::rows::DocRow;
+use super::sql::Tx;
+use super::{MAX_ATTEMPTS, Store, StoreError, read_tx};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sop_core::access::{ContentKind, may_write};
+use sop_core::actor::Actor;
+use sop_core::case::{Case, Intake, IntakePatch};
+use sop_core::command::{Command, OpinionContent};
+use sop_core::content::{
+    self, ActorId, ChangeHash, Content, ContentDoc, DocRef, Frozen, RemoteChange,
+    apply_remote_batch, check_write, genesis_hash, intake,
+};
+use sop_core::ids::UserId;
+use sop_core::rules::Limits;
+use sop_core::{Refusal, RefusalCode};
+use sqlx::types::Json;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+/// A server-side edit of a document, made with the core's typed setters (e.g.
+/// `|doc| content::notes::set(doc, text)`).
+pub type Edit<'a> = dyn Fn(&mut ContentDoc) -> Result<(), Refusal> + Send + Sync + 'a;
+
+/// The actor id the server writes content as: fixed for every server instance (derived from a
+/// constant), not random per request, so a document does not grow a new actor per edit. Safe
+/// across instances because the server only edits the latest committed document while holding
+/// the case's row, so its changes form one sequence.
+pub fn server_actor() -> ActorId {
+    static ACTOR: OnceLock<ActorId> = OnceLock::new();
+    ACTOR
+        .get_or_init(|| ActorId::from(&Sha256::digest(b"sop/server-actor/v1")[..16]))
+        .clone()
+}
+
+/// The stored name and doctor of a document kind.
+fn kind_key(kind: &ContentKind) -> (&'static str, String) {
+    match kind {
+        ContentKind::Intake => ("intake", String::new()),
+        ContentKind::Notes(d) => ("notes", d.to_string()),
+        ContentKind::Opinion(d) => ("opinion", d.to_string()),
+        ContentKind::Summary => ("summary", String::new()),
+    }
+}
+
+/// The document a stored row is.
+pub(crate) fn doc_ref_of(row: &DocRow) -> Result<DocRef, StoreError> {
+    let doctor = || UserId::new(row.doctor_id.clone());
+    let kind = match row.kind.as_str() {
+        "intake" => ContentKind::Intake,
+        "notes" => ContentKind::Notes(doctor()),
+        "opinion" => ContentKind::Opinion(doctor()),
+        "summary" => ContentKind::Summary,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "document {} has an unknown kind {other}",
+                row.doc_id
+            )));
+        }
+    };
+    Ok(DocRef::new(sop_core::ids::CaseId(row.case_id), kind))
+}
+
+/// Heads as sorted lowercase hex.
+fn hex_heads(heads: &[ChangeHash]) -> Vec<String> {
+    let mut out: Vec<String> = heads.iter().map(ChangeHash::to_string).collect();
+    out.sort();
+    out
+}
+
+fn parse_heads(row: &DocRow, heads: &[String]) -> Result<Vec<ChangeHash>, StoreError> {
+    heads
+        .iter()
+        .map(|h| {
+            h.parse()
+                .map_err(|_| StoreError::Corrupt(format!("document {} has bad heads", row.doc_id)))
+        })
+        .collect()
+}
+
+fn corrupt(row: &DocRow, refusal: &Refusal) -> StoreError {
+    StoreError::Corrupt(format!(
+        "document {} does not load: {}",
+        row.doc_id, refusal.code
+    ))
+}
+
+/// The heads in a content row's payload.
+fn row_heads(payload: Option<&Json<serde_json::Value>>) -> Option<Vec<String>> {
+    serde_json::from_value(payload?.0.get("heads")?.clone()).ok()
+}
+
+/// The document as of feed position `upto`, for a device: its snapshot followed by its changes
+/// up to `upto` (what `load_incremental` takes), and the heads once they are applied. A
+/// snapshot newer than `upto` (compacted meanwhile) is sent as it is.
+pub(crate) async fn content_upto<T: Tx>(
+    tx: &mut T,
+    row: &DocRow,
+    upto: i64,
+) -> Result<(Vec<u8>, Vec<String>), StoreError> {
+    let mut bytes = row.snapshot.clone();
+    let changes = tx.doc_changes(row.doc_id, row.snapshot_seq, upto).await?;
+    let mut heads = None;
+    for change in changes {
+        bytes.extend(change.data.unwrap_or_default());
+        heads = row_heads(change.payload.as_ref());
+    }
+    let heads = match heads {
+        Some(h) => h,
+        // No change after the snapshot: the heads the snapshot was taken at.
+        None if row.snapshot_seq > 0 => {
+            row_heads(tx.feed_payload(row.snapshot_seq).await?.as_ref()).ok_or_else(|| {
+                StoreError::Corrupt(format!("document {} has no snapshot heads", row.doc_id))
+            })?
+        }
+        None => {
+            let doc = ContentDoc::load(doc_ref_of(row)?.doc_kind(), &row.snapshot, server_actor())
+                .map_err(|r| corrupt(row, &r))?;
+            hex_heads(&doc.heads())
+        }
+    };
+    Ok((bytes, heads))
+}
+
+/// Loads a stored document, writing as the [`server_actor`].
+async fn load_row<T: Tx>(tx: &mut T, row: &DocRow) -> Result<ContentDoc, StoreError> {
+    let doc_ref = doc_ref_of(row)?;
+    let mut doc = ContentDoc::load(doc_ref.doc_kind(), &row.snapshot, server_actor())
+        .map_err(|r| corrupt(row, &r))?;
+    let mut changes = Vec::new();
+    for change in tx
+        .doc_changes(row.doc_id, row.snapshot_seq, i64::MAX)
+        .await?
+    {
+        changes.extend(change.data.unwrap_or_default());
+    }
+    if !changes.is_empty() {
+        doc.load_incremental(&changes)
+            .map_err(|r| corrupt(row, &r))?;
+    }
+    Ok(doc)
+}
+
+/// The document as stored, or the one it starts as when nothing was stored yet: the genesis,
+/// or for the intake the case's current values (cases created before documents existed).
+async fn current_doc<T: Tx>(
+    tx: &mut T,
+    case: &Case,
+    doc_ref: &DocRef,
+    feed: &FeedBatch,
+) -> Result<(Option<DocRow>, ContentDoc), StoreError> {
+    if let Some(row) = tx.content_doc(doc_ref.doc_id().0).await? {
+        let doc = match feed.written_doc(row.doc_id) {
+            Some(doc) => doc.clone(),
+            None => load_row(tx, &row).await?,
+        };
+        return Ok((Some(row), doc));
+    }
+    let doc = match doc_ref.kind {
+        ContentKind::Intake => intake::initial(case.case_id, &case.intake, server_actor())?,
+        _ => ContentDoc::new(doc_ref.doc_kind(), server_actor())?,
+    };
+    Ok((None, doc))
+}
+
+/// Stores what `new` adds to the stored document (`row`; `None`: nothing stored yet, so the
+/// base is the genesis): a feed content row with the added changes, and the new heads.
+async fn store_changes<T: Tx>(
+    tx: &mut T,
+    case: &Case,
+    doc_ref: &DocRef,
+    row: Option<&DocRow>,
+    new: &ContentDoc,
+    feed: &mut FeedBatch,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let base = match row {
+        Some(r) => parse_heads(r, &r.heads.0)?,
+        None => vec![genesis_hash(doc_ref.doc_kind())?],
+    };
+    let data = new.save_after(&base);
+    if data.is_empty() {
+        return Ok(());
+    }
+    let heads = hex_heads(&new.heads());
+    match row {
+        Some(r) => tx.touch_content_doc(r.doc_id, &heads, 1, now).await?,
+        None => {
+            let (kind, doctor_id) = kind_key(&doc_ref.kind);
+            let genesis = ContentDoc::new(doc_ref.doc_kind(), server_actor())?;
+            tx.insert_content_doc(&DocRow {
+                doc_id: doc_ref.doc_id().0,
+                case_id: case.case_id.0,
+                kind: kind.to_owned(),
+                doctor_id,
+                snapshot: genesis.save(),
+                snapshot_seq: 0,
+                pending: 1,
+                heads: Json(heads.clone()),
+                frozen_heads: None,
+                frozen_at: None,
+                updated_at: now,
+            })
+            .await?;
+        }
+    }
+    feed.content(case, doc_ref, new, data, &heads);
+    Ok(())
+}
+
+/// Creates the intake document of a new case with the values it was created with (T1/T2),
+/// written by the core's per-case creation actor so a device that created the case offline
+/// holds the very same change.
+pub(crate) async fn create_intake<T: Tx>(
+    tx: &mut T,
+    case: &Case,
+    values: &Intake,
+    feed: &mut FeedBatch,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let doc_ref = DocRef::new(case.case_id, ContentKind::Intake);
+    if tx.content_doc(doc_ref.doc_id().0).await?.is_some() {
+        return Ok(());
+    }
+    let doc = intake::initial(case.case_id, values, server_actor())?;
+    store_changes(tx, case, &doc_ref, None, &doc, feed, now).await?;
+    ensure_row(tx, case, &doc_ref, &doc, now).await
+}
+
+/// Makes sure a stored row exists for `doc` (an empty intake or a never-written document adds
+/// no change, hence no row, in [`store_changes`]).
+async fn ensure_row<T: Tx>(
+    tx: &mut T,
+    case: &Case,
+    doc_ref: &DocRef,
+    doc: &ContentDoc,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if tx.content_doc(doc_ref.doc_id().0).await?.is_some() {
+        return Ok(());
+    }
+    let (kind, doctor_id) = kind_key(&doc_ref.kind);
+    tx.insert_content_doc(&DocRow {
+        doc_id: doc_ref.doc_id().0,
+        case_id: case.case_id.0,
+        kind: kind.to_owned(),
+        doctor_id,
+        snapshot: doc.save(),
+        snapshot_seq: 0,
+        pending: 0,
+        heads: Json(hex_heads(&doc.heads())),
+        frozen_heads: None,
+        frozen_at: None,
+        updated_at: now,
+    })
+    .await
+    .map_err(Into::into)
+}
+
+/// The document a command submits (and so freezes), if any: the intake for T2/T3, the
+/// actor's opinion for T14, the summary for T15.
+fn submitted_doc(command: &Command, actor: &Actor, case: &Case) -> Option<DocRef> {
+    let kind = match command {
+        Command::CreateCase { submit: true, .. } | Command::SubmitCase => ContentKind::Intake,
+        Command::SubmitOpinion { .. } => ContentKind::Opinion(actor.user_id()?.clone()),
+        Command::SubmitSummary { .. } => ContentKind::Summary,
+        _ => return None,
+    };
+    Some(DocRef::new(case.case_id, kind))
+}
+
+/// `command` with the text it submits taken from the document (T14, T15): the document is the
+/// one source of truth, whatever text the command carried. Other commands are unchanged.
+pub(crate) async fn document_command<'c, T: Tx>(
+    tx: &mut T,
+    case: Option<&Case>,
+    command: &'c Command,
+    actor: &Actor,
+    feed: &FeedBatch,
+) -> Result<Cow<'c, Command>, StoreError> {
+    let (Some(case), Some(doc_ref)) = (case, case.and_then(|c| submitted_doc(command, actor, c)))
+    else {
+        return Ok(Cow::Borrowed(command));
+    };
+    if doc_ref.kind == ContentKind::Intake {
+        return Ok(Cow::Borrowed(command));
+    }
+    let stored = match current_doc(tx, case, &doc_ref, feed).await? {
+        (Some(_), doc) => Some(content::read(&doc)?),
+        (None, _) => None,
+    };
+    Ok(Cow::Owned(match (command, stored) {
+        (Command::SubmitOpinion { .. }, Some(Content::Opinion(opinion))) => {
+            Command::SubmitOpinion { opinion }
+        }
+        (Command::SubmitOpinion { .. }, _) => Command::SubmitOpinion {
+            opinion: OpinionContent::default(),
+        },
+        (Command::SubmitSummary { .. }, Some(Content::Summary { summary })) => {
+            Command::SubmitSummary { summary }
+        }
+        (Command::SubmitSummary { .. }, _) => Command::SubmitSummary {
+            summary: String::new(),
+        },
+        (other, _) => other.clone(),
+    }))
+}
+
+/// Records the heads of the document `command` submitted, if it submits one (called once the
+/// command went through, in its transaction).
+pub(crate) async fn freeze_for<T: Tx>(
+    tx: &mut T,
+    command: &Command,
+    actor: &Actor,
+    case: &Case,
+    feed: &mut FeedBatch,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(doc_ref) = submitted_doc(command, actor, case) else {
+        return Ok(());
+    };
+    let (row, doc) = current_doc(tx, case, &doc_ref, feed).await?;
+    if row.is_none() {
+        store_changes(tx, case, &doc_ref, None, &doc, feed, now).await?;
+        ensure_row(tx, case, &doc_ref, &doc, now).await?;
+    }
+    let frozen = Frozen::of(&doc);
+    tx.freeze_content_doc(doc_ref.doc_id().0, &frozen.heads, now)
+        .await?;
+    Ok(())
+}
+
+/// What is written to a document.
+#[derive(Clone, Copy)]
+pub(crate) enum Write<'a> {
+    /// Changes pushed by a device, in the order it made them.
+    Pushed(&'a [RemoteChange<'a>]),
+    /// An edit the server makes (the API's save endpoints).
+    Edit(&'a Edit<'a>),
+}
+
+/// Which write-permission answer the caller gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Permission {
+    /// Sync pushes: `content_frozen` for an edit that came too late (core `check_write`).
+    Sync,
+    /// The API: the core's `may_write` refusals.
+    Api,
+}
+
+/// The result of [`write_in`].
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// One result per pushed operation (one for an edit).
+    pub results: Vec<Result<(), Refusal>>,
+    /// The document after the write.
+    pub doc: ContentDoc,
+}
+
+/// Writes to the document `doc_ref` inside the caller's transaction (see the module docs).
+/// A refusal of the whole write (no such case, no permission) is an `Err`; a refusal of single
+/// pushed operations is in [`Written::results`] while the others are stored.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write_in<T: Tx>(
+    tx: &mut T,
+    doc_ref: &DocRef,
+    write: Write<'_>,
+    permission: Permission,
+    actor: &Actor,
+    meta: &AuditMeta,
+    limits: &Limits,
+    now: DateTime<Utc>,
+    feed: &mut FeedBatch,
+) -> Result<Written, StoreError> {
+    let Some((case, _)) = load_for_update(tx, doc_ref.case_id).await? else {
+        return Err(Refusal::new(RefusalCode::CaseNotFound).into());
+    };
+    match permission {
+        Permission::Sync => check_write(&case, actor, doc_ref)?,
+        Permission::Api => may_write(&case, actor, &doc_ref.kind)?,
+    }
+    let (row, doc) = current_doc(tx, &case, doc_ref, feed).await?;
+    let outcome = match write {
+        Write::Pushed(ops) => apply_remote_batch(&doc, ops, limits),
+        Write::Edit(edit) => {
+            let mut edited = doc.clone();
+            edit(&mut edited)?;
+            let heads = doc.heads();
+            let bytes = edited.save_after(&heads);
+            if bytes.is_empty() {
+                return Ok(Written {
+                    results: vec![Ok(())],
+                    doc,
+                });
+            }
+            let change = RemoteChange {
+                bytes: &bytes,
+                heads_before: &heads,
+            };
+            let outcome = apply_remote_batch(&doc, &[change], limits);
+            if let Some(Err(refusal)) = outcome.results.first() {
+                return Err(refusal.clone().into());
+            }
+            outcome
+        }
+    };
+    if outcome.changed() {
+        store_changes(tx, &case, doc_ref, row.as_ref(), &outcome.doc, feed, now).await?;
+        let action = match (write, &doc_ref.kind) {
+            (Write::Pushed(_), _) => "push_content",
+            (Write::Edit(_), ContentKind::Intake) => "save_intake",
+            (Write::Edit(_), ContentKind::Notes(_)) => "save_notes",
+            (Write::Edit(_), ContentKind::Opinion(_)) => "save_opinion",
+            (Write::Edit(_), ContentKind::Summary) => "save_summary",
+        };
+        let entry = AuditEntry {
+            action,
+            case_id: Some(case.case_id.0),
+            resource_id: Some(doc_ref.doc_id().to_string()),
+            outcome: "ok".to_owned(),
+        };
+        audit::append(tx, meta, entry, now).await?;
+        if doc_ref.kind == ContentKind::Intake {
+            sync_intake(tx, &case, &outcome.doc, actor, meta, limits, now, feed).await?;
+        }
+    }
+    Ok(Written {
+        results: outcome.results.into_iter().map(|r| r.map(drop)).collect(),
+        doc: outcome.doc,
+    })
+}
+
+/// Runs `UpdateIntake` with the document's values when they differ from the case's, so the
+/// case always shows what the document says (the core decides whether the patient may edit).
+#[allow(clippy::too_many_arguments)]
+async fn sync_intake<T: Tx>(
+    tx: &mut T,
+    case: &Case,
+    doc: &ContentDoc,
+    actor: &Actor,
+    meta: &AuditMeta,
+    limits: &Limits,
+    now: DateTime<Utc>,
+    feed: &mut FeedBatch,
+) -> Result<(), StoreError> {
+    let values = intake::get(doc)?;
+    if values == case.intake {
+        return Ok(());
+    }
+    // A patch cannot clear a scalar: a cleared age or gender keeps the case's last value
+    // (submitting needs both anyway).
+    let patch = IntakePatch {
+        patient_age: values.patient_age,
+        patient_gender: values.patient_gender,
+        medical_history: Some(values.medical_history),
+        questions: Some(values.questions),
+    };
+    let command = Command::UpdateIntake { patch };
+    execute_in(tx, case.case_id, &command, actor, meta, limits, now, feed).await?;
+    Ok(())
+}
+
+/// `UpdateIntake` (from `/app/update-case` or a pushed command) inside the caller's
+/// transaction: the core decides the patch (so refusals read as they always have), then the
+/// same patch is written into the intake document, which stays the one source of the text.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn update_intake_in<T: Tx>(
+    tx: &mut T,
+    case_id: sop_core::ids::CaseId,
+    patch: &IntakePatch,
+    actor: &Actor,
+    meta: &AuditMeta,
+    limits: &Limits,
+    now: DateTime<Utc>,
+    feed: &mut FeedBatch,
+) -> Result<Executed, StoreError> {
+    let command = Command::UpdateIntake {
+        patch: patch.clone(),
+    };
+    let executed = execute_in(tx, case_id, &command, actor, meta, limits, now, feed).await?;
+    let edit = |doc: &mut ContentDoc| intake::apply_patch(doc, patch);
+    let doc_ref = DocRef::new(case_id, ContentKind::Intake);
+    let write = Write::Edit(&edit);
+    write_in(
+        tx,
+        &doc_ref,
+        write,
+        Permission::Api,
+        actor,
+        meta,
+        limits,
+        now,
+        feed,
+    )
+    .await?;
+    Ok(executed)
+}
+
+/// A document's content as readers see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredContent {
+    /// The frozen content once submitted, else the current one.
+    pub content: Content,
+    pub updated_at: DateTime<Utc>,
+    /// When it was submitted (frozen), if it was.
+    pub frozen_at: Option<DateTime<Utc>>,
+}
+
+async fn stored_content<T: Tx>(
+    tx: &mut T,
+    doc_ref: &DocRef,
+) -> Result<Option<StoredContent>, StoreError> {
+    let Some(row) = tx.content_doc(doc_ref.doc_id().0).await? else {
+        return Ok(None);
+    };
+    let doc = load_row(tx, &row).await?;
+    let content = match &row.frozen_heads {
+        Some(heads) => content::read_at(
+            &doc,
+            &Frozen {
+                heads: heads.0.clone(),
+            },
+        )?,
+        None => content::read(&doc)?,
+    };
+    Ok(Some(StoredContent {
+        content,
+        updated_at: row.updated_at,
+        frozen_at: row.frozen_at,
+    }))
+}
+
+impl Store {
+    /// The content of a document (the caller checks that its reader may see it); `None` when
+    /// nothing was ever written to it.
+    pub async fn content(&self, doc_ref: &DocRef) -> Result<Option<StoredContent>, StoreError> {
+        read_tx!(&self.db, |tx| stored_content(&mut tx, doc_ref).await)
+    }
+
+    /// Edits a document on behalf of `actor` (the API's save endpoints), if the core lets them
+    /// write it now; the change reaches devices like a pushed one. Answers the content after the
+    /// edit.
+    pub async fn edit_content(
+        &self,
+        doc_ref: &DocRef,
+        edit: &Edit<'_>,
+        actor: &Actor,
+        meta: &AuditMeta,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Content, StoreError> {
+        let written = self
+            .retrying(|| async {
+                super::feed_tx!(self, now, |tx, feed| {
+                    write_in(
+                        &mut tx,
+                        doc_ref,
+                        Write::Edit(edit),
+                        Permission::Api,
+                        actor,
+                        meta,
+                        limits,
+                        now,
+                        &mut feed,
+                    )
+                    .await
+                })
+            })
+            .await?;
+        Ok(content::read(&written.doc)?)
+    }
+
+    /// Edits a document (if `edit` is given) and runs `command` in one transaction: what the
+    /// API's submit endpoints do (the command takes the submitted text from the document and
+    /// freezes it). A refusal is audited like one of [`Store::execute`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn edit_and_execute(
+        &self,
+        doc_ref: &DocRef,
+        edit: Option<&Edit<'_>>,
+        command: &Command,
+        actor: &Actor,
+        meta: &AuditMeta,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Executed, StoreError> {
+        let result = self
+            .retrying(|| async {
+                super::feed_tx!(self, now, |tx, feed| {
+                    let edited = match edit {
+                        Some(edit) => write_in(
+                            &mut tx,
+                            doc_ref,
+                            Write::Edit(edit),
+                            Permission::Api,
+                            actor,
+                            meta,
+                            limits,
+                            now,
+                            &mut feed,
+                        )
+                        .await
+                        .map(drop),
+                        None => Ok(()),
+                    };
+                    match edited {
+                        Ok(()) => {
+                            execute_in(
+                                &mut tx,
+                                doc_ref.case_id,
+                                command,
+                                actor,
+                                meta,
+                                limits,
+                                now,
+                                &mut feed,
+                            )
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    }
+                })
+            })
+            .await;
+        self.audit_refusal(result, command, doc_ref.case_id, meta, now)
+            .await
+    }
+
+    /// Edits the intake of a draft with `patch` (see [`update_intake_in`]). A refusal is
+    /// audited like one of [`Store::execute`].
+    pub async fn update_intake(
+        &self,
+        case_id: sop_core::ids::CaseId,
+        patch: &IntakePatch,
+        actor: &Actor,
+        meta: &AuditMeta,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Executed, StoreError> {
+        let result = self
+            .retrying(|| async {
+                super::feed_tx!(self, now, |tx, feed| {
+                    update_intake_in(&mut tx, case_id, patch, actor, meta, limits, now, &mut feed)
+                        .await
+                })
+            })
+            .await;
+        let command = Command::UpdateIntake {
+            patch: patch.clone(),
+        };
+        self.audit_refusal(result, &command, case_id, meta, now)
+            .await
+    }
+
+    /// Folds the changes of documents with at least `min_pending` of them into new snapshots
+    /// (at most `limit` documents); answers how many were compacted. Safe to run from several
+    /// instances at once: a compaction that lost a race changes nothing.
+    pub async fn compact_documents(
+        &self,
+        min_pending: i32,
+        limit: i64,
+    ) -> Result<usize, StoreError> {
+        let ids = read_tx!(&self.db, |tx| tx.docs_to_compact(min_pending, limit).await)?;
+        let mut done = 0;
+        for doc_id in ids {
+            if self.compact_document(doc_id).await? {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Compacts one document: reads it, saves a new snapshot, then (holding the case) replaces
+    /// the old one if nobody compacted it meanwhile.
+    async fn compact_document(&self, doc_id: uuid::Uuid) -> Result<bool, StoreError> {
+        let read = read_tx!(&self.db, |tx| {
+            match tx.content_doc(doc_id).await? {
+                Some(row) => {
+                    let changes = tx.doc_changes(doc_id, row.snapshot_seq, i64::MAX).await?;
+                    let doc = load_row(&mut tx, &row).await?;
+                    Ok::<_, StoreError>(Some((row, changes, doc)))
+                }
+                None => Ok(None),
+            }
+        })?;
+        let Some((row, changes, doc)) = read else {
+            return Ok(false);
+        };
+        let Some(new_seq) = changes.last().map(|c| c.seq) else {
+            return Ok(false);
+        };
+        let covered = i32::try_from(changes.len()).unwrap_or(i32::MAX);
+        let snapshot = tokio::task::spawn_blocking(move || doc.save())
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("compaction task failed: {e}")))?;
+        let case_id = sop_core::ids::CaseId(row.case_id);
+        Ok(super::write_tx!(&self.db, |tx| {
+            // Holding the case keeps writers of this document out while the rows change.
+            load_for_update(&mut tx, case_id).await?;
+            tx.compact_content_doc(doc_id, row.snapshot_seq, &snapshot, new_seq, covered)
+                .await
+                .map_err(StoreError::from)
+        })?)
+    }
+
+    /// Runs `attempt` again while it fails with [`StoreError::Conflict`] (another request
+    /// changed the case first), at most [`MAX_ATTEMPTS`] times.
+    pub(crate) async fn retrying<F, Fut, O>(&self, attempt: F) -> Result<O, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<O, StoreError>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            match attempt().await {
+                Err(StoreError::Conflict) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}
