@@ -77,13 +77,108 @@ pub struct ServeArgs {
     /// key id (protects the identity service from floods of forged tokens).
     #[arg(long, env = "SOP_JWKS_MIN_REFETCH_SECONDS", default_value_t = 30)]
     pub jwks_min_refetch_seconds: u64,
+
+    /// The outside platform services (payments, profiles, push); each defaults to its embedded
+    /// standalone stand-in when its URL is unset.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
+
+/// Where the platform's payment hub, profiles service and push service are (SPEC §9), and the
+/// timing of the server's own jobs. See `docs/adr/0007-platform-clients.md` for the requests.
+#[derive(Clone, Debug, Default, Args)]
+pub struct PlatformArgs {
+    /// Base URL of the payment platform. When unset, the built-in sandbox is the platform.
+    #[arg(long, env = "SOP_PAYMENTS_URL")]
+    pub payments_url: Option<SecretUrl>,
+
+    /// API key sent as `Authorization: Bearer` to the payment platform.
+    #[arg(long, env = "SOP_PAYMENTS_API_KEY")]
+    pub payments_api_key: Option<SecretString>,
+
+    /// Secret the payment platform signs its callbacks with (HMAC-SHA256); required with
+    /// `--payments-url`.
+    #[arg(long, env = "SOP_PAYMENTS_WEBHOOK_SECRET")]
+    pub payments_webhook_secret: Option<SecretString>,
+
+    /// Base URL of the profiles (persistence proxy) service. When unset, the local tables answer
+    /// and invoices are only logged.
+    #[arg(long, env = "SOP_PROFILES_URL")]
+    pub profiles_url: Option<SecretUrl>,
+
+    /// API key sent as `Authorization: Bearer` to the profiles service.
+    #[arg(long, env = "SOP_PROFILES_API_KEY")]
+    pub profiles_api_key: Option<SecretString>,
+
+    /// Base URL of the push notification service. When unset, push deliveries are logged.
+    #[arg(long, env = "SOP_PUSH_URL")]
+    pub push_url: Option<SecretUrl>,
+
+    /// API key sent as `Authorization: Bearer` to the push service.
+    #[arg(long, env = "SOP_PUSH_API_KEY")]
+    pub push_api_key: Option<SecretString>,
+
+    /// How long one call to an outside service may take before it counts as failed (retried by
+    /// the outbox).
+    #[arg(long, env = "SOP_OUTBOUND_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub outbound_timeout_seconds: u64,
+
+    /// How often the server runs its scheduled jobs (draft reminders, overdue alerts).
+    #[arg(long, env = "SOP_JOBS_EVERY_SECONDS", default_value_t = 600)]
+    pub jobs_every_seconds: u64,
+
+    /// FOR TESTS ONLY: shifts the server's clock by this many seconds (may be negative), so
+    /// tests can make drafts 24 h old without waiting. Never set it in production.
+    #[arg(
+        long,
+        env = "SOP_CLOCK_OFFSET_SECONDS",
+        default_value_t = 0,
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_seconds: i64,
+}
+
+/// A secret value (API key, webhook secret): `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends or uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SecretString {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// The subcommands.
 #[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print a JWT signed by the local key in the data directory, for curl and tests.
@@ -296,6 +391,8 @@ pub struct ServeConfig {
     pub database: DatabaseConfig,
     /// The identity service, if any; `None` means the local signing key.
     pub jwks: Option<JwksConfig>,
+    /// The outside platform services and job timing.
+    pub platform: PlatformArgs,
 }
 
 impl ServeConfig {
@@ -318,6 +415,7 @@ impl ServeConfig {
                 url,
                 min_refetch_interval: Duration::from_secs(serve.jwks_min_refetch_seconds),
             }),
+            platform: serve.platform.clone(),
         })
     }
 }
@@ -393,6 +491,32 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("b-secret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn platform_secrets_are_hidden_and_defaults_are_standalone() {
+        let cli = Cli::parse_from([
+            "sop-server",
+            "--payments-url",
+            "https://pay.example",
+            "--payments-api-key",
+            "pk-hunter2",
+            "--payments-webhook-secret",
+            "whsec-hunter3",
+            "--clock-offset-seconds",
+            "-90000",
+        ]);
+        let config = ServeConfig::from_cli(&cli.global, &cli.serve).expect("valid config");
+        let shown = format!("{config:?} {cli:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
+        assert_eq!(config.platform.clock_offset_seconds, -90_000);
+        let bare = Cli::parse_from(["sop-server"]);
+        assert!(bare.serve.platform.payments_url.is_none());
+        assert_eq!(bare.serve.platform.jobs_every_seconds, 600);
+        assert_eq!(bare.serve.platform.clock_offset_seconds, 0);
     }
 
     #[test]

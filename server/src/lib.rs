@@ -6,8 +6,10 @@
 //! - [`error`] and [`envelope`]: the SPEC §10 response envelope, mapped in one place.
 //! - [`extract`], [`auth`], [`lang`]: our request extractors (JSON body, bearer token, language).
 //! - [`db`]: the PostgreSQL or SQLite pool and the embedded migrations.
-//! - [`payments`]: the payment platform (the built-in sandbox by default); [`outbox`]: the
-//!   background worker that delivers outbound calls, started by `serve`.
+//! - [`payments`]: the payment platform (the built-in sandbox by default); [`profiles`] and
+//!   [`push`]: the profiles and push services (local tables and logs by default); [`outbound`]:
+//!   their shared HTTP plumbing; [`outbox`]: the background worker that delivers outbound calls,
+//!   started by `serve`.
 //! - [`hints`] and [`live`]: "pull now" hints to connected devices, across instances on
 //!   PostgreSQL (the relay is started by `serve`).
 //! - [`sync`]: the `/sync/v1` push, pull and exchange, and the background compaction of
@@ -28,8 +30,11 @@ pub mod hints;
 pub mod lang;
 pub mod live;
 pub mod openapi;
+pub mod outbound;
 pub mod outbox;
 pub mod payments;
+pub mod profiles;
+pub mod push;
 pub mod router;
 pub mod seed;
 pub mod state;
@@ -109,8 +114,12 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         auth,
         state::Settings::new(config.data_dir.clone(), config.public_url(addr)),
     );
+    let state = with_platform(state, &config.platform)?;
     let outbox_worker = outbox::spawn(state.clone());
-    let scheduler = handlers::scheduler::spawn(state.clone());
+    let scheduler = handlers::scheduler::spawn(
+        state.clone(),
+        Duration::from_secs(config.platform.jobs_every_seconds.max(1)),
+    );
     let compaction = sync::spawn_compaction(state.clone());
     let hints = state.hints.clone();
     let mut relay = hints.relay(&db, state.store.clone());
@@ -137,6 +146,44 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     db.close().await;
     tracing::info!("stopped");
     result
+}
+
+/// Replaces the standalone stand-ins of `state` by the outside services that are configured
+/// (SPEC §9), and applies the test-only clock offset.
+fn with_platform(mut state: AppState, platform: &config::PlatformArgs) -> anyhow::Result<AppState> {
+    use std::sync::Arc;
+    let timeout = Duration::from_secs(platform.outbound_timeout_seconds.max(1));
+    let service = |name, url: &config::SecretUrl, key: &Option<config::SecretString>| {
+        outbound::Service::new(name, url.clone(), key.clone(), timeout)
+            .with_context(|| format!("cannot build the {name} client"))
+    };
+    if let Some(url) = &platform.payments_url {
+        let secret = platform.payments_webhook_secret.clone().context(
+            "--payments-url needs --payments-webhook-secret (SOP_PAYMENTS_WEBHOOK_SECRET)",
+        )?;
+        let client = service("payments", url, &platform.payments_api_key)?;
+        tracing::info!(%url, "payments go to the payment platform");
+        state = state.with_payments(Arc::new(payments::http::HttpPlatform::new(client, secret)));
+    }
+    if let Some(url) = &platform.profiles_url {
+        let client = service("profiles", url, &platform.profiles_api_key)?;
+        tracing::info!(%url, "profiles and invoices go to the profiles service");
+        state = state.with_profiles(Arc::new(profiles::HttpProfiles::new(client)));
+    }
+    if let Some(url) = &platform.push_url {
+        let client = service("push", url, &platform.push_api_key)?;
+        tracing::info!(%url, "push deliveries go to the push service");
+        state = state.with_push(Arc::new(push::HttpPush::new(client)));
+    }
+    if platform.clock_offset_seconds != 0 {
+        let offset = chrono::TimeDelta::seconds(platform.clock_offset_seconds);
+        tracing::warn!(
+            seconds = platform.clock_offset_seconds,
+            "the clock is shifted (SOP_CLOCK_OFFSET_SECONDS, for tests only)"
+        );
+        state = state.with_clock(Arc::new(state::OffsetClock(offset)));
+    }
+    Ok(state)
 }
 
 /// Serves until `signal` resolves, then lets in-flight requests finish for at most

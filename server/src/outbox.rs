@@ -13,7 +13,8 @@
 //! |---|---|
 //! | `create_payment` | `provider.create_payment`, then `PaymentLinkCreated` as `System` |
 //! | `refund` | `provider.refund`, then `RefundSettled` as `System` (a decline records `refund_failed` at once and is retried) |
-//! | `invoice` | standalone: no billing system to call; logged with ids only and done |
+//! | `invoice` | `profiles.create_invoice` (amount, currency and patient from the case), key `invoice:<payment id>`; standalone: logged |
+//! | `push` | rendered in the recipient's language (`profiles.person`, English by default), then `push.send`, key `push:<notification id>`; standalone: logged |
 //! | `generate_report` | not deliverable here yet: left `pending`, re-checked every [`WAIT_RECHECK`], attempts not counted |
 //! | `sandbox_callback` | the sandbox's callback that could not be posted at once, posted again |
 //!
@@ -24,8 +25,11 @@
 //! `last_error` and logs name ids and codes only, never health information.
 
 use crate::api::RequestMeta;
+use crate::outbound::OutboundError;
 use crate::payments::sandbox::SandboxResult;
 use crate::payments::{self, PaymentRequest, RefundOutcome, RefundRequest};
+use crate::profiles::InvoiceRequest;
+use crate::push::{self, PushDelivery};
 use crate::state::AppState;
 use crate::store::rows::OutboxRow;
 use crate::store::{Executed, StoreError};
@@ -36,6 +40,7 @@ use sop_core::case::case_reference;
 use sop_core::command::Command;
 use sop_core::event::Effect;
 use sop_core::ids::{CaseId, PaymentId};
+use sop_core::lang::Lang;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -248,6 +253,9 @@ async fn deliver(state: &AppState, row: &OutboxRow, now: DateTime<Utc>) -> Outco
     if row.kind == SANDBOX_CALLBACK {
         return deliver_sandbox_callback(state, row).await;
     }
+    if row.kind == crate::push::KIND {
+        return deliver_push(state, row).await;
+    }
     let Some((case_id, effect)) = effect_of(row) else {
         return Outcome::Fail(format!("cannot decode a {} row", row.kind));
     };
@@ -271,12 +279,71 @@ async fn deliver(state: &AppState, row: &OutboxRow, now: DateTime<Utc>) -> Outco
             refund(state, case_id, &request, now).await
         }
         Effect::RequestInvoice { payment_id } => {
-            // Standalone mode has no billing system: the invoice is the payment on record.
-            tracing::info!(%case_id, %payment_id, "invoice recorded");
-            Outcome::Done
+            invoice(state, case_id, payment_id, &row.idempotency_key).await
         }
         Effect::GenerateReport => Outcome::Wait("waiting for the report generator"),
     }
+}
+
+/// The outcome of a call to an outside service: a rejection (4xx) is final, anything else is
+/// retried.
+fn called(service: &str, result: Result<(), OutboundError>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Done,
+        Err(e @ OutboundError::Transient(_)) => Outcome::Retry(e.to_string()),
+        Err(e @ OutboundError::Rejected { .. }) => Outcome::Fail(format!("{service}: {e}")),
+    }
+}
+
+/// Creates the invoice of a successful payment in the profiles/billing system (SPEC §5).
+async fn invoice(
+    state: &AppState,
+    case_id: CaseId,
+    payment_id: PaymentId,
+    idempotency_key: &str,
+) -> Outcome {
+    let case = match state.store.case(case_id).await {
+        Ok(Some(case)) => case,
+        Ok(None) => return Outcome::Fail("the case of the invoice is gone".to_owned()),
+        Err(e) => return Outcome::Retry(format!("store: {e}")),
+    };
+    let Some(payment) = case.payments.iter().find(|p| p.payment_id == payment_id) else {
+        return Outcome::Fail("the payment of the invoice is not on its case".to_owned());
+    };
+    let request = InvoiceRequest {
+        payment_reference: payment_id,
+        case_id,
+        case_reference: case_reference(case_id),
+        patient_id: case.patient_id.to_string(),
+        amount: payment.amount,
+        currency: payment.currency.clone(),
+    };
+    let result = state
+        .profiles
+        .create_invoice(&request, idempotency_key)
+        .await;
+    called(state.profiles.name(), result)
+}
+
+/// Delivers one push: the recipient's language from the profiles service (English when it does
+/// not know them; asked again later when it does not answer), then the push service.
+async fn deliver_push(state: &AppState, row: &OutboxRow) -> Outcome {
+    let Ok(delivery) = serde_json::from_value::<PushDelivery>(row.payload.0.clone()) else {
+        return Outcome::Fail("cannot decode a push row".to_owned());
+    };
+    let lang = if delivery.for_admins() {
+        Lang::En
+    } else {
+        match state.profiles.person(&delivery.recipient).await {
+            Ok(person) => person.map(|p| p.lang()).unwrap_or_default(),
+            Err(e @ OutboundError::Transient(_)) => return Outcome::Retry(e.to_string()),
+            // A service that refuses to say is no reason to withhold the notice.
+            Err(OutboundError::Rejected { .. }) => Lang::En,
+        }
+    };
+    let message = push::render(&delivery, lang);
+    let result = state.push.send(&message, &row.idempotency_key).await;
+    called(state.push.name(), result)
 }
 
 /// Runs a command from the server itself.

@@ -30,6 +30,17 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock shifted by a fixed offset: for tests of the real binary that must see drafts
+/// 24 h old (`SOP_CLOCK_OFFSET_SECONDS`, hidden, for tests only).
+#[derive(Debug)]
+pub struct OffsetClock(pub chrono::TimeDelta);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.0
+    }
+}
+
 /// Server settings the handlers consult.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -74,6 +85,10 @@ pub struct AppState {
     pub outbox_wake: crate::outbox::Wake,
     /// Live "pull now" hints for connected devices.
     pub hints: crate::hints::Hints,
+    /// People's details and invoices (the local tables unless a service is configured).
+    pub profiles: Arc<dyn crate::profiles::Profiles>,
+    /// Push deliveries (logged unless a service is configured).
+    pub push: Arc<dyn crate::push::PushService>,
 }
 
 impl AppState {
@@ -85,9 +100,12 @@ impl AppState {
             Arc::new(Sandbox::new(&settings.data_dir, &settings.public_url));
         // On PostgreSQL, hints also reach the other instances (DESIGN §6).
         let hints = crate::hints::Hints::for_db(&db);
+        // The store publishes a hint after every commit that wrote feed rows.
+        let store = Store::new(db.clone()).with_hints(hints.clone());
         Self {
-            // The store publishes a hint after every commit that wrote feed rows.
-            store: Store::new(db.clone()).with_hints(hints.clone()),
+            profiles: Arc::new(crate::profiles::LocalProfiles::new(store.clone())),
+            push: Arc::new(crate::push::LogPush),
+            store,
             db,
             auth,
             settings: Arc::new(settings),
@@ -102,6 +120,18 @@ impl AppState {
     /// Replaces the payment platform (tests).
     pub fn with_payments(mut self, payments: Arc<dyn PaymentProvider>) -> Self {
         self.payments = payments;
+        self
+    }
+
+    /// Replaces the profiles service.
+    pub fn with_profiles(mut self, profiles: Arc<dyn crate::profiles::Profiles>) -> Self {
+        self.profiles = profiles;
+        self
+    }
+
+    /// Replaces the push service.
+    pub fn with_push(mut self, push: Arc<dyn crate::push::PushService>) -> Self {
+        self.push = push;
         self
     }
 

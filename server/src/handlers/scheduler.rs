@@ -4,7 +4,12 @@
 //! [`spawn`] runs both jobs inside the server every [`RUN_EVERY`]; the HTTP triggers run them on
 //! demand. A job lists the candidate cases by status and runs its command on each as [`Actor::System`];
 //! the core decides whether the notice is due and keeps it at most once per case, ever (so
-//! several instances or overlapping runs are safe). The trigger needs an admin token
+//! several instances or overlapping runs are safe). The claim is the case row itself: the store
+//! takes it `FOR UPDATE` on PostgreSQL (`BEGIN IMMEDIATE` on SQLite) before deciding, and the
+//! "sent" mark (`draft_reminder_sent_at`, `overdue_alert_sent_at`) commits in the same
+//! transaction as the inbox notification and its push delivery row, so a second instance
+//! waiting on the lock sees the mark and is refused. "Now" is the state's clock
+//! (`AppState::now`), injectable in tests. The trigger needs an admin token
 //! (`snr_dash`): see `docs/adr/0002-scheduler-trigger-auth.md`.
 //! (`/scheduler/run-reconciliation` is routed with the payments, in `handlers::payments`.)
 
@@ -40,12 +45,13 @@ impl Drop for Timer {
     }
 }
 
-/// Starts running both jobs every [`RUN_EVERY`] (the first run at once). Several server
-/// instances may each run it: the core sends each notice once per case.
-pub fn spawn(state: AppState) -> Timer {
+/// Starts running both jobs every `every` ([`RUN_EVERY`] by default; the first run at once),
+/// on the state's clock. Several server instances may each run it: the core sends each notice
+/// once per case.
+pub fn spawn(state: AppState, every: std::time::Duration) -> Timer {
     Timer(tokio::spawn(async move {
         let meta = RequestMeta::default().audit(&Actor::System);
-        let mut ticks = tokio::time::interval(RUN_EVERY);
+        let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

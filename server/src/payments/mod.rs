@@ -3,8 +3,8 @@
 //!
 //! - [`PaymentProvider`]: create a payment and its link, refund, ask for a payment's status,
 //!   verify a result callback. Object-safe (`Arc<dyn PaymentProvider>` in `AppState.payments`),
-//!   async methods return boxed futures. The built-in [`Sandbox`] is the standalone default; an
-//!   HTTP client of the real platform implements the same trait later.
+//!   async methods return boxed futures. The built-in [`Sandbox`] is the standalone default;
+//!   [`http::HttpPlatform`] is the real platform over HTTP (`--payments-url`).
 //! - [`signature`]: the callback signature (HMAC-SHA256 over the raw body, 5-minute window).
 //! - [`record_result`]: a payment result (from a callback or from reconciliation) fed to the
 //!   core as `PaymentSucceeded` / `PaymentFailed` by the payment platform. The core decides what
@@ -14,6 +14,7 @@
 //! Outbound calls (create, refund) are made only by the outbox worker ([`crate::outbox`]), never
 //! inside a request.
 
+pub mod http;
 pub mod reconcile;
 pub mod sandbox;
 pub mod signature;

@@ -342,33 +342,44 @@ impl PaymentProvider for Sandbox {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<CallbackEvent, CallbackError> {
-        let header = headers.get(signature::HEADER).and_then(|v| v.to_str().ok());
-        signature::verify(&self.secret.0, header, body, now)?;
-        // serde's messages may quote the body, so the reason stays generic.
-        let body: CallbackBody = serde_json::from_slice(body)
-            .map_err(|_| CallbackError::Malformed("invalid callback JSON".to_owned()))?;
-        let result = match SandboxResult::parse(&body.status) {
-            Some(SandboxResult::Success) => PaymentResult::Success {
-                amount: body.amount,
-                currency: body.currency,
-            },
-            Some(SandboxResult::Failure) => PaymentResult::Failure,
-            None => {
-                return Err(CallbackError::Malformed(
-                    "status must be success or failure".to_owned(),
-                ));
-            }
-        };
-        Ok(CallbackEvent {
-            payment_id: body.payment_id,
-            result,
-            timestamp: body.timestamp,
-        })
+        verify_signed_callback(&self.secret.0, headers, body, now)
     }
 
     fn sandbox(&self) -> Option<&Sandbox> {
         Some(self)
     }
+}
+
+/// Checks a callback signed with `secret` ([`signature`]) and decodes its [`CallbackBody`]. The
+/// sandbox and the HTTP platform client share this format (`docs/adr/0007-platform-clients.md`).
+pub fn verify_signed_callback(
+    secret: &[u8],
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<CallbackEvent, CallbackError> {
+    let header = headers.get(signature::HEADER).and_then(|v| v.to_str().ok());
+    signature::verify(secret, header, body, now)?;
+    // serde's messages may quote the body, so the reason stays generic.
+    let body: CallbackBody = serde_json::from_slice(body)
+        .map_err(|_| CallbackError::Malformed("invalid callback JSON".to_owned()))?;
+    let result = match SandboxResult::parse(&body.status) {
+        Some(SandboxResult::Success) => PaymentResult::Success {
+            amount: body.amount,
+            currency: body.currency,
+        },
+        Some(SandboxResult::Failure) => PaymentResult::Failure,
+        None => {
+            return Err(CallbackError::Malformed(
+                "status must be success or failure".to_owned(),
+            ));
+        }
+    };
+    Ok(CallbackEvent {
+        payment_id: body.payment_id,
+        result,
+        timestamp: body.timestamp,
+    })
 }
 
 /// 32 random bytes as hex: the secret is kept as text so tools can read it.

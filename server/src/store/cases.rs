@@ -216,7 +216,41 @@ async fn store_notifications<T: Tx>(
         };
         tx.insert_notification(&row).await?;
         feed.notification(&row)?;
+        enqueue_push(tx, &row, n, now).await?;
     }
+    Ok(())
+}
+
+/// Queues the push delivery of a stored notification (SPEC §7: push and in-app inbox), in the
+/// same transaction, once per notification (its key is the notification id).
+async fn enqueue_push<T: Tx>(
+    tx: &mut T,
+    row: &NotificationRow,
+    notification: &sop_core::Notification,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let delivery = crate::push::PushDelivery {
+        notification_id: row.notification_id,
+        recipient: row.recipient.clone(),
+        case_id: notification.case_id,
+        kind: notification.kind,
+    };
+    tx.insert_outbox(&OutboxRow {
+        outbox_id: Uuid::now_v7(),
+        case_id: Some(row.case_id),
+        kind: crate::push::KIND.to_owned(),
+        payload: Json(
+            serde_json::to_value(&delivery).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ),
+        idempotency_key: delivery.idempotency_key(),
+        status: "pending".to_owned(),
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        done_at: None,
+    })
+    .await?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod case_flow;
 mod cli;
 mod e2e;
 mod in_process;
+mod integrations;
 mod jwks;
 mod lifecycle;
 mod live;

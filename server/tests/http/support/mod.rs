@@ -35,13 +35,23 @@ pub const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Environment variables of the server that must not leak from the developer's shell.
-const SOP_ENV: [&str; 6] = [
+const SOP_ENV: [&str; 16] = [
     "SOP_BIND",
     "SOP_DATA_DIR",
     "SOP_DATABASE_URL",
     "SOP_JWKS_URL",
     "SOP_LOG_FORMAT",
     "SOP_JWKS_MIN_REFETCH_SECONDS",
+    "SOP_PAYMENTS_URL",
+    "SOP_PAYMENTS_API_KEY",
+    "SOP_PAYMENTS_WEBHOOK_SECRET",
+    "SOP_PROFILES_URL",
+    "SOP_PROFILES_API_KEY",
+    "SOP_PUSH_URL",
+    "SOP_PUSH_API_KEY",
+    "SOP_OUTBOUND_TIMEOUT_SECONDS",
+    "SOP_JOBS_EVERY_SECONDS",
+    "SOP_CLOCK_OFFSET_SECONDS",
 ];
 
 /// A `Command` for the server binary with a clean, predictable environment.
@@ -83,6 +93,8 @@ pub struct ServerOptions {
     pub jwks_url: Option<String>,
     /// Any further arguments.
     pub extra_args: Vec<String>,
+    /// Environment variables of the server process.
+    pub env: Vec<(String, String)>,
 }
 
 /// A response, decoded.
@@ -160,6 +172,7 @@ impl TestServer {
             cmd.args(["--jwks-url", url]);
         }
         cmd.args(&options.extra_args);
+        cmd.envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

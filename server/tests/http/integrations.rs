@@ -1,0 +1,992 @@
+//! The platform clients against real HTTP services (issue #6 acceptance): stub payment
+//! platform, profiles and push services on real sockets (axum on `127.0.0.1:0` in the test) that
+//! record every request and fail on demand (HTTP 500, or hanging past the client's timeout),
+//! and the real `sop-server` binary configured through its environment to talk to them.
+//!
+//! The stubs honour idempotency keys the way `docs/adr/0007-platform-clients.md` assumes the
+//! real services do: an effect (a charge, a refund, an invoice, a push) happens once per key,
+//! however often it is asked for. The tests assert the exact requests sent, refunds, retries
+//! without duplicate effects, draining after recovery, restarts, signed callbacks, and two
+//! instances on one PostgreSQL running the jobs over many due cases.
+
+use crate::support::{Reply, ServerOptions, TestPg, TestServer, mint_token};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sop_core::event::NotificationKind;
+use sop_core::lang::Lang;
+use sop_server::payments::signature;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "A1";
+const PATIENT: &str = "P1";
+const C1: &str = "EMP21";
+const S1: &str = "EMP31";
+const PRICE: i64 = 150_000;
+const API_KEY: &str = "pk_test_integrations";
+const WEBHOOK_SECRET: &str = "whsec_integrations";
+/// What the profiles stub knows of the patient, and what must never reach a push.
+const PATIENT_NAME: &str = "Layla Haddad";
+const MEDICAL_HISTORY: &str = "Biopsy in March showed a 2 cm lesion";
+const CATEGORY_EN: &str = "Oncology";
+const CATEGORY_AR: &str = "الأورام";
+const REVIEW_EN: &str = "Standard review";
+const REVIEW_AR: &str = "مراجعة قياسية";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// The stub services.
+
+/// One request a stub received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    key: Option<String>,
+    authorization: Option<String>,
+    body: Value,
+    /// The status the stub answered (a hang answers 200 after the client gave up).
+    answered: u16,
+}
+
+/// A failure to inject.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Answer 500 without any effect.
+    Error,
+    /// Take effect, but answer only after the client's timeout.
+    Hang,
+}
+
+#[derive(Default)]
+struct StubInner {
+    seen: Vec<Seen>,
+    /// Faults to inject, each on the next request whose path starts with its prefix.
+    faults: VecDeque<(String, Fault)>,
+    down: bool,
+    /// Idempotency keys whose effect happened, and how many requests asked for it.
+    effects: HashMap<String, u32>,
+}
+
+/// A stub service (the three services answer on one router; each test starts one stub per
+/// service so every service has its own record).
+#[derive(Clone)]
+struct Stub {
+    addr: SocketAddr,
+    inner: Arc<Mutex<StubInner>>,
+}
+
+impl Stub {
+    async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(StubInner::default()));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { addr, inner }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.inner.lock().unwrap().seen.clone()
+    }
+
+    fn fail_next(&self, path_prefix: &str, faults: &[Fault]) {
+        let mut inner = self.inner.lock().unwrap();
+        for fault in faults {
+            inner.faults.push_back((path_prefix.to_owned(), *fault));
+        }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.inner.lock().unwrap().down = down;
+    }
+
+    /// Requests answered 2xx on `path_prefix`.
+    fn ok(&self, method: &str, path_prefix: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.method == method && s.path.starts_with(path_prefix))
+            .filter(|s| (200..300).contains(&s.answered))
+            .collect()
+    }
+
+    fn effects(&self) -> HashMap<String, u32> {
+        self.inner.lock().unwrap().effects.clone()
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<StubInner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let path = uri.path().to_owned();
+    let key = header("idempotency-key");
+    let fault = {
+        let mut inner = inner.lock().unwrap();
+        if inner.down {
+            Some(Fault::Error)
+        } else {
+            let at = inner
+                .faults
+                .iter()
+                .position(|(p, _)| path.starts_with(p.as_str()));
+            at.and_then(|i| inner.faults.remove(i))
+                .map(|(_, fault)| fault)
+        }
+    };
+    let (status, answer) = match fault {
+        Some(Fault::Error) => (500, json!({"error": "injected"})),
+        _ => answer(&method, &path, &body),
+    };
+    {
+        let mut inner = inner.lock().unwrap();
+        if (200..300).contains(&status)
+            && let Some(key) = &key
+        {
+            *inner.effects.entry(key.clone()).or_default() += 1;
+        }
+        inner.seen.push(Seen {
+            method: method.to_string(),
+            path,
+            key,
+            authorization: header("authorization"),
+            body,
+            answered: status,
+        });
+    }
+    if let Some(Fault::Hang) = fault {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let status = StatusCode::from_u16(status).unwrap();
+    (status, axum::Json(answer)).into_response()
+}
+
+/// What the stub services answer, by path.
+fn answer(method: &Method, path: &str, body: &Value) -> (u16, Value) {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("POST", ["v1", "payments"]) => {
+            let reference = body["reference"].as_str().unwrap_or_default();
+            (
+                200,
+                json!({"id": format!("plat-{reference}"), "link": format!("https://pay.example/checkout/{reference}")}),
+            )
+        }
+        ("POST", ["v1", "payments", _, "refunds"]) => (200, json!({"status": "refunded"})),
+        ("GET", ["v1", "payments", _]) => (200, json!({"status": "pending"})),
+        ("GET", ["v1", "users", user]) if *user == PATIENT => (
+            200,
+            json!({"user_id": PATIENT, "name_en": PATIENT_NAME, "name_ar": "ليلى حداد", "language": "ar", "phone": "+966511111111"}),
+        ),
+        ("GET", ["v1", "users", _]) => (404, json!({"error": "unknown user"})),
+        ("POST", ["v1", "invoices"]) => (201, json!({"invoice_id": "inv-1"})),
+        ("POST", ["v1", "push"]) => (202, json!({"accepted": true})),
+        _ => (404, json!({"error": "no such route"})),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server under test.
+
+struct Platform {
+    payments: Stub,
+    profiles: Stub,
+    push: Stub,
+}
+
+impl Platform {
+    async fn start() -> Self {
+        Self {
+            payments: Stub::start().await,
+            profiles: Stub::start().await,
+            push: Stub::start().await,
+        }
+    }
+
+    /// The environment pointing a server at these stubs.
+    fn env(&self, extra: &[(&str, String)]) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("SOP_PAYMENTS_URL", self.payments.url()),
+            ("SOP_PAYMENTS_API_KEY", API_KEY.to_owned()),
+            ("SOP_PAYMENTS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+            ("SOP_PROFILES_URL", self.profiles.url()),
+            ("SOP_PROFILES_API_KEY", API_KEY.to_owned()),
+            ("SOP_PUSH_URL", self.push.url()),
+            ("SOP_PUSH_API_KEY", API_KEY.to_owned()),
+            ("SOP_OUTBOUND_TIMEOUT_SECONDS", "1".to_owned()),
+        ];
+        env.extend(extra.iter().cloned());
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    /// Every push the stub accepted, as (recipient, kind).
+    fn pushes(&self) -> Vec<Value> {
+        self.push
+            .ok("POST", "/v1/push")
+            .into_iter()
+            .map(|s| s.body)
+            .collect()
+    }
+}
+
+struct Api {
+    server: TestServer,
+    tokens: HashMap<&'static str, String>,
+}
+
+async fn start_server(
+    dir: &std::path::Path,
+    platform: &Platform,
+    database_url: Option<String>,
+    extra: &[(&str, String)],
+) -> Api {
+    let server = TestServer::start(
+        dir,
+        ServerOptions {
+            database_url,
+            env: platform.env(extra),
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let tokens = [
+        (ADMIN, "snr_dash"),
+        (PATIENT, "snr_usr"),
+        (C1, "snr_pro"),
+        (S1, "snr_pro"),
+    ]
+    .iter()
+    .map(|&(sub, aud)| (sub, mint_token(dir, sub, aud)))
+    .collect();
+    Api { server, tokens }
+}
+
+impl Api {
+    async fn post(&self, path: &str, who: &str, body: Value) -> Reply {
+        self.server
+            .post(path, Some(&self.tokens[who]), Some(&body.to_string()))
+            .await
+    }
+
+    async fn ok(&self, path: &str, who: &str, body: Value) -> Value {
+        let reply = self.post(path, who, body).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (200, 1000),
+            "{path}: {reply:?}"
+        );
+        reply.body["data"].clone()
+    }
+
+    async fn catalog(&self) -> (String, String) {
+        let rt = self
+            .ok(
+                "/admin/save-reviewtype",
+                ADMIN,
+                json!({
+                    "title_en": REVIEW_EN, "title_ar": REVIEW_AR,
+                    "description_en": "A second opinion", "description_ar": "رأي طبي ثانٍ",
+                    "duration_en": "5–7 days", "duration_ar": "5–7 أيام",
+                    "price": PRICE, "currency": "SAR", "expected_review_days": 7, "icon": "clock",
+                }),
+            )
+            .await;
+        let dc = self
+            .ok(
+                "/admin/save-disease-category",
+                ADMIN,
+                json!({"label_en": CATEGORY_EN, "label_ar": CATEGORY_AR, "doctor_ids": [S1]}),
+            )
+            .await;
+        let dc_id = dc["dc_id"].as_str().unwrap().to_owned();
+        for doctor in [C1, S1] {
+            self.ok(
+                "/admin/save-doctor",
+                ADMIN,
+                json!({
+                    "doctor_id": doctor, "name_en": format!("Dr {doctor}"),
+                    "name_ar": format!("د. {doctor}"), "phone": "+966500000000",
+                    "email": format!("{doctor}@example.org"), "specialties": [dc_id],
+                }),
+            )
+            .await;
+        }
+        self.ok(
+            "/admin/save-case-coordinators",
+            ADMIN,
+            json!({"speciality_id": dc_id, "doctor_ids": [C1]}),
+        )
+        .await;
+        (rt["rt_id"].as_str().unwrap().to_owned(), dc_id)
+    }
+
+    async fn case(&self, catalog: &(String, String), submit: bool) -> String {
+        let created = self
+            .ok(
+                "/app/create-case",
+                PATIENT,
+                json!({
+                    "rt_id": catalog.0, "dc_id": catalog.1,
+                    "patient_age": 54, "patient_gender": "female",
+                    "medical_history": MEDICAL_HISTORY, "questions": "Is surgery needed?",
+                    "submit": submit,
+                }),
+            )
+            .await;
+        created["case_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Submits a case and assigns [`C1`]; answers (case id, our payment id) once the platform
+    /// was asked for the payment.
+    async fn awaiting_payment(
+        &self,
+        platform: &Platform,
+        catalog: &(String, String),
+    ) -> (String, String) {
+        let case_id = self.case(catalog, true).await;
+        self.ok(
+            "/admin/assign-coordinator",
+            ADMIN,
+            json!({"case_id": case_id, "doctor_id": C1}),
+        )
+        .await;
+        let reference = eventually("the payment creation", || async {
+            platform
+                .payments
+                .ok("POST", "/v1/payments")
+                .iter()
+                .find(|s| s.body["case_reference"] == reference_of(&case_id))
+                .map(|s| s.body["reference"].as_str().unwrap().to_owned())
+        })
+        .await;
+        // The link the platform answered reaches the patient.
+        let link = format!("https://pay.example/checkout/{reference}");
+        eventually("the payment link", || async {
+            let summary = self
+                .ok("/app/payment-summary", PATIENT, json!({"case_id": case_id}))
+                .await;
+            (summary["payment_link"] == link.as_str()).then_some(())
+        })
+        .await;
+        (case_id, reference)
+    }
+
+    /// Posts a callback signed with `secret` at `signed_at` (unix seconds).
+    async fn callback(&self, body: &Value, secret: &str, signed_at: i64) -> Reply {
+        let raw = body.to_string();
+        let header = signature::header_value(secret.as_bytes(), signed_at, raw.as_bytes());
+        self.server
+            .post_with(
+                "/payments/callback",
+                None,
+                Some(&raw),
+                &[(signature::HEADER, header.as_str())],
+            )
+            .await
+    }
+
+    async fn status(&self, case_id: &str) -> String {
+        let listed = self
+            .ok("/admin/list-cases", ADMIN, json!({"q": case_id}))
+            .await;
+        listed
+            .as_array()
+            .and_then(|cases| cases.iter().find(|c| c["case_id"] == case_id))
+            .map(|c| c["status"].as_str().unwrap().to_owned())
+            .unwrap()
+    }
+
+    async fn wait_status(&self, case_id: &str, status: &str) {
+        eventually(status, || async {
+            (self.status(case_id).await == status).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until every outbox row is `done`; answers the rows.
+    async fn drained(&self) -> Vec<Value> {
+        eventually("the outbox to drain", || async {
+            let rows = self.ok("/admin/outbox", ADMIN, json!({"size": 100})).await;
+            let rows = rows.as_array().unwrap().clone();
+            rows.iter().all(|r| r["status"] == "done").then_some(rows)
+        })
+        .await
+    }
+}
+
+fn reference_of(case_id: &str) -> String {
+    sop_core::case::case_reference(sop_core::ids::CaseId(case_id.parse().unwrap()))
+}
+
+fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn result_body(reference: &str, status: &str, amount: i64) -> Value {
+    json!({
+        "payment_id": reference, "status": status, "amount": amount, "currency": "SAR",
+        "timestamp": chrono::Utc::now(),
+    })
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asserts no push carries health information (SPEC §7): the texts, with the case reference
+/// taken out, name no person, age, gender, history, category or review type.
+fn assert_no_health_information(pushes: &[Value]) {
+    for push in pushes {
+        let reference = push["data"]["case_reference"].as_str().unwrap();
+        let text = format!("{} {}", push["title"], push["body"]).replace(reference, "");
+        for secret in [
+            PATIENT_NAME,
+            "ليلى حداد",
+            "54",
+            "female",
+            MEDICAL_HISTORY,
+            CATEGORY_EN,
+            CATEGORY_AR,
+            REVIEW_EN,
+            REVIEW_AR,
+        ] {
+            assert!(!text.contains(secret), "{secret:?} in push {push}");
+        }
+        let whole = push.to_string();
+        for secret in [
+            PATIENT_NAME,
+            MEDICAL_HISTORY,
+            CATEGORY_EN,
+            REVIEW_EN,
+            "female",
+        ] {
+            assert!(!whole.contains(secret), "{secret:?} in push {push}");
+        }
+    }
+}
+
+/// (recipient, kind) of pushes of one case, sorted.
+fn push_kinds(pushes: &[Value], case_id: &str) -> Vec<(String, String)> {
+    let mut kinds: Vec<(String, String)> = pushes
+        .iter()
+        .filter(|p| p["data"]["case_id"] == case_id)
+        .map(|p| {
+            let to = p["to"]["user_id"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("role:{}", p["to"]["role"].as_str().unwrap()));
+            (to, p["data"]["kind"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full case life.
+
+#[tokio::test]
+async fn a_case_life_sends_exactly_these_requests_and_a_cancelled_paid_case_is_refunded() {
+    let platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
+
+    let paid = api
+        .callback(
+            &result_body(&reference, "success", PRICE),
+            WEBHOOK_SECRET,
+            now_unix(),
+        )
+        .await;
+    paid.assert(200, 1000);
+    assert_eq!(paid.body["data"]["result"], "processed");
+    api.wait_status(&case_id, "payment_successful").await;
+    api.ok(
+        "/app/cancel-case",
+        PATIENT,
+        json!({"case_id": case_id, "reason": "changed my mind"}),
+    )
+    .await;
+    eventually("the refund", || async {
+        let summary = api
+            .ok("/app/payment-summary", PATIENT, json!({"case_id": case_id}))
+            .await;
+        (summary["refund"] == "refunded").then_some(())
+    })
+    .await;
+    api.drained().await;
+
+    // The payment platform: one creation, one refund, each with its key and the API key.
+    let callback_url = format!("{}/payments/callback", api.server.base_url);
+    let calls = platform.payments.seen();
+    let shapes: Vec<(String, String, Option<String>, Value)> = calls
+        .iter()
+        .map(|s| {
+            (
+                s.method.clone(),
+                s.path.clone(),
+                s.key.clone(),
+                s.body.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            (
+                "POST".to_owned(),
+                "/v1/payments".to_owned(),
+                Some(format!("create_payment:{reference}")),
+                json!({
+                    "reference": reference, "amount": PRICE, "currency": "SAR",
+                    "case_reference": reference_of(&case_id), "callback_url": callback_url,
+                }),
+            ),
+            (
+                "POST".to_owned(),
+                format!("/v1/payments/{reference}/refunds"),
+                Some(format!("refund:{reference}")),
+                json!({"amount": PRICE, "currency": "SAR"}),
+            ),
+        ]
+    );
+    for call in calls
+        .iter()
+        .chain(&platform.profiles.seen())
+        .chain(&platform.push.seen())
+    {
+        assert_eq!(
+            call.authorization.as_deref(),
+            Some(&*format!("Bearer {API_KEY}"))
+        );
+    }
+
+    // The profiles service: one invoice, and language look-ups for the pushes' recipients.
+    let invoices = platform.profiles.ok("POST", "/v1/invoices");
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0].key, Some(format!("invoice:{reference}")));
+    assert_eq!(
+        invoices[0].body,
+        json!({
+            "payment_reference": reference, "case_id": case_id,
+            "case_reference": reference_of(&case_id), "patient_id": PATIENT,
+            "amount": PRICE, "currency": "SAR",
+        })
+    );
+    let looked_up: HashSet<String> = platform
+        .profiles
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET")
+        .map(|s| s.path.clone())
+        .collect();
+    assert_eq!(
+        looked_up,
+        HashSet::from([format!("/v1/users/{PATIENT}"), format!("/v1/users/{C1}")])
+    );
+
+    // The push service: one push per notification, in the recipient's language.
+    let pushes = platform.pushes();
+    assert_eq!(
+        push_kinds(&pushes, &case_id),
+        pairs(&[
+            ("role:admin", "case_submitted"),
+            (C1, "coordinator_assigned"),
+            (PATIENT, "coordinator_assigned"),
+            (C1, "payment_successful"),
+            (PATIENT, "payment_successful"),
+            // The patient cancelled: the core tells the others, not the one who did it.
+            (C1, "case_cancelled"),
+            (PATIENT, "refund_completed"),
+        ])
+    );
+    for push in &pushes {
+        let kind: NotificationKind = serde_json::from_value(push["data"]["kind"].clone()).unwrap();
+        let reference = push["data"]["case_reference"].as_str().unwrap();
+        let lang = if push["to"]["user_id"] == PATIENT {
+            Lang::Ar
+        } else {
+            Lang::En
+        };
+        let (title, body) = kind.text_in(lang, reference);
+        assert_eq!(
+            (&push["title"], &push["body"]),
+            (&json!(title), &json!(body))
+        );
+        let key = push["data"]["notification_id"].as_str().unwrap();
+        assert!(platform.push.effects().contains_key(&format!("push:{key}")));
+    }
+    assert_no_health_information(&pushes);
+    // Every push of every key happened once.
+    assert!(platform.push.effects().values().all(|n| *n == 1));
+}
+
+#[tokio::test]
+async fn a_rejected_paid_case_is_refunded() {
+    let platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
+    api.callback(
+        &result_body(&reference, "success", PRICE),
+        WEBHOOK_SECRET,
+        now_unix(),
+    )
+    .await
+    .assert(200, 1000);
+    api.wait_status(&case_id, "payment_successful").await;
+    api.ok(
+        "/admin/reject-case",
+        ADMIN,
+        json!({"case_id": case_id, "reason": "Outside our scope"}),
+    )
+    .await;
+    eventually("the refund request", || async {
+        let refunds = platform
+            .payments
+            .ok("POST", &format!("/v1/payments/{reference}/refunds"));
+        (refunds.len() == 1).then_some(())
+    })
+    .await;
+    api.drained().await;
+    assert_eq!(api.status(&case_id).await, "rejected");
+    assert_no_health_information(&platform.pushes());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures, retries, restarts.
+
+#[tokio::test]
+async fn failed_and_timed_out_calls_are_retried_with_their_keys_and_the_outbox_drains() {
+    let platform = Platform::start().await;
+    // The creation hangs past the client's 1 s timeout once (the platform did take it), the
+    // first push fails with 500, the first invoice too.
+    platform.payments.fail_next("/v1/payments", &[Fault::Hang]);
+    platform.push.fail_next("/v1/push", &[Fault::Error]);
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
+    platform.profiles.fail_next("/v1/invoices", &[Fault::Error]);
+    api.callback(
+        &result_body(&reference, "success", PRICE),
+        WEBHOOK_SECRET,
+        now_unix(),
+    )
+    .await
+    .assert(200, 1000);
+    api.wait_status(&case_id, "payment_successful").await;
+    let rows = api.drained().await;
+
+    // The creation was asked for twice with one key: one charge at the platform.
+    let creations: Vec<Seen> = platform
+        .payments
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/v1/payments")
+        .collect();
+    assert_eq!(creations.len(), 2, "{creations:?}");
+    assert!(
+        creations
+            .iter()
+            .all(|s| s.key == Some(format!("create_payment:{reference}")))
+    );
+    assert_eq!(creations[0].body, creations[1].body);
+    // Rows retried show their attempts to admins.
+    let attempts: BTreeMap<String, i64> = rows
+        .iter()
+        .filter(|r| r["attempts"].as_i64().unwrap() > 1)
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["attempts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(attempts.contains_key("create_payment"), "{attempts:?}");
+    assert!(attempts.contains_key("push"), "{attempts:?}");
+    // The push that failed was sent again with its key; each push took effect once.
+    let pushes = platform.push.seen();
+    let failed = pushes.iter().find(|s| s.answered == 500).unwrap();
+    let again: Vec<&Seen> = pushes.iter().filter(|s| s.key == failed.key).collect();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0].body, again[1].body);
+    assert!(platform.push.effects().values().all(|n| *n == 1));
+    // The invoice too: one 500, then once.
+    let invoices: Vec<Seen> = platform
+        .profiles
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/v1/invoices")
+        .collect();
+    assert_eq!(
+        invoices.iter().map(|s| s.answered).collect::<Vec<_>>(),
+        [500, 201]
+    );
+    assert_eq!(
+        platform.profiles.effects()[&format!("invoice:{reference}")],
+        1
+    );
+}
+
+#[tokio::test]
+async fn pending_deliveries_survive_a_restart_and_drain_when_the_service_recovers() {
+    let platform = Platform::start().await;
+    platform.push.set_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    let mut cases = Vec::new();
+    for _ in 0..3 {
+        cases.push(api.case(&catalog, true).await);
+    }
+    // Each submission queued a push for the admins; the service is down.
+    eventually("failed attempts", || async {
+        let failed = platform
+            .push
+            .seen()
+            .iter()
+            .filter(|s| s.answered == 500)
+            .count();
+        (failed >= 3).then_some(())
+    })
+    .await;
+    let (status, _) = api.server.terminate();
+    assert!(status.success());
+
+    // Restarted an hour later (every backoff and lease is over), with the service back.
+    platform.push.set_down(false);
+    let api = start_server(
+        dir.path(),
+        &platform,
+        None,
+        &[("SOP_CLOCK_OFFSET_SECONDS", "3600".to_owned())],
+    )
+    .await;
+    api.drained().await;
+    let pushes = platform.pushes();
+    for case_id in &cases {
+        assert_eq!(
+            push_kinds(&pushes, case_id),
+            pairs(&[("role:admin", "case_submitted")])
+        );
+    }
+    assert!(platform.push.effects().values().all(|n| *n == 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Callbacks with the platform's signature (SPEC §5).
+
+#[tokio::test]
+async fn callbacks_are_verified_and_each_has_its_spec_outcome() {
+    let platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
+    let success = result_body(&reference, "success", PRICE);
+
+    // Forged (another secret) and stale (signed six minutes ago): 401, nothing changes.
+    api.callback(&success, "whsec_forged", now_unix())
+        .await
+        .assert(401, 2000);
+    api.callback(&success, WEBHOOK_SECRET, now_unix() - 360)
+        .await
+        .assert(401, 2000);
+    assert_eq!(api.status(&case_id).await, "awaiting_payment");
+    // Wrong amount: refused (amount_mismatch), flagged in the audit log, nothing changes.
+    let wrong = api
+        .callback(
+            &result_body(&reference, "success", PRICE - 1),
+            WEBHOOK_SECRET,
+            now_unix(),
+        )
+        .await;
+    assert_eq!(wrong.status, 400, "{wrong:?}");
+    assert_eq!(wrong.body["data"]["code"], "amount_mismatch");
+    assert_eq!(api.status(&case_id).await, "awaiting_payment");
+    let audit = api
+        .ok(
+            "/admin/audit-log",
+            ADMIN,
+            json!({"case_id": case_id, "size": 100}),
+        )
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["outcome"] == "refused:amount_mismatch"),
+        "{audit}"
+    );
+    // Unknown payment: recorded, no transition anywhere.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let recorded = api
+        .callback(
+            &result_body(&unknown, "success", PRICE),
+            WEBHOOK_SECRET,
+            now_unix(),
+        )
+        .await;
+    recorded.assert(200, 1000);
+    assert_eq!(recorded.body["data"]["result"], "recorded");
+    // Out of order: a failure, then the success that really happened (late success) → paid.
+    api.callback(
+        &result_body(&reference, "failure", PRICE),
+        WEBHOOK_SECRET,
+        now_unix(),
+    )
+    .await
+    .assert(200, 1000);
+    api.wait_status(&case_id, "payment_failed").await;
+    let late = api.callback(&success, WEBHOOK_SECRET, now_unix()).await;
+    late.assert(200, 1000);
+    assert_eq!(late.body["data"]["result"], "processed");
+    assert_eq!(api.status(&case_id).await, "payment_successful");
+    // Replayed (the same signed body again) and a failure after success: no change.
+    let replay = api.callback(&success, WEBHOOK_SECRET, now_unix()).await;
+    replay.assert(200, 1000);
+    assert_eq!(replay.body["data"]["result"], "no_change");
+    let after = api
+        .callback(
+            &result_body(&reference, "failure", PRICE),
+            WEBHOOK_SECRET,
+            now_unix(),
+        )
+        .await;
+    after.assert(200, 1000);
+    assert_eq!(after.body["data"]["result"], "no_change");
+    assert_eq!(api.status(&case_id).await, "payment_successful");
+    api.drained().await;
+    // Exactly one invoice and no refund came of all this.
+    assert_eq!(platform.profiles.ok("POST", "/v1/invoices").len(), 1);
+    assert!(
+        platform
+            .payments
+            .ok("POST", &format!("/v1/payments/{reference}/refunds"))
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two instances on one PostgreSQL.
+
+/// Many drafts left for over a day, two server processes on one database running the jobs at
+/// the same time (their own timers every second and the HTTP trigger on both at once): each
+/// patient is reminded exactly once, in the inbox and by push. (A change made through one
+/// instance reaching a device connected to the other is `live::a_change_made_through_
+/// instance_a_wakes_a_device_on_b_which_pulls_it_from_b`.)
+#[tokio::test]
+async fn two_instances_send_every_draft_reminder_exactly_once() {
+    const DRAFTS: usize = 40;
+    let pg = TestPg::create().await;
+    let platform = Platform::start().await;
+    let dir_a = tempfile::tempdir().unwrap();
+    let mut drafts = Vec::new();
+    {
+        let setup = start_server(dir_a.path(), &platform, Some(pg.url.clone()), &[]).await;
+        let catalog = setup.catalog().await;
+        for _ in 0..DRAFTS {
+            drafts.push(setup.case(&catalog, false).await);
+        }
+        let (status, _) = setup.server.terminate();
+        assert!(status.success());
+    }
+    // Both instances live 25 hours later and run their jobs every second.
+    let later = [
+        ("SOP_CLOCK_OFFSET_SECONDS", (25 * 3600).to_string()),
+        ("SOP_JOBS_EVERY_SECONDS", "1".to_owned()),
+    ];
+    let a = start_server(dir_a.path(), &platform, Some(pg.url.clone()), &later).await;
+    // B shares A's data directory (its signing key); the data itself is in PostgreSQL.
+    let b = start_server(dir_a.path(), &platform, Some(pg.url.clone()), &later).await;
+    let (ra, rb) = tokio::join!(
+        a.post("/scheduler/run-draft-reminders", ADMIN, json!({})),
+        b.post("/scheduler/run-draft-reminders", ADMIN, json!({})),
+    );
+    ra.assert(200, 1000);
+    rb.assert(200, 1000);
+
+    let reminded = |pushes: &[Value]| {
+        pushes
+            .iter()
+            .filter(|p| p["data"]["kind"] == "draft_reminder")
+            .count()
+    };
+    eventually("every reminder pushed", || async {
+        (reminded(&platform.pushes()) >= DRAFTS).then_some(())
+    })
+    .await;
+    // Let both timers run a few more times.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    a.drained().await;
+
+    let pushes = platform.pushes();
+    assert_eq!(reminded(&pushes), DRAFTS);
+    for case_id in &drafts {
+        assert_eq!(
+            push_kinds(&pushes, case_id),
+            pairs(&[(PATIENT, "draft_reminder")]),
+            "{case_id}"
+        );
+    }
+    assert!(platform.push.effects().values().all(|n| *n == 1));
+    let mut db = pg.connect().await;
+    let stored: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE kind = 'draft_reminder'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(stored, DRAFTS as i64);
+    drop(a);
+    drop(b);
+}
