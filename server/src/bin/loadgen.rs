@@ -352,7 +352,9 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
             changes,
             commands,
         };
+        let before = probe::CpuClock::now(server_pid);
         let (_, result) = load::run(&api, vec![baseline_device], config).await;
+        rep.baseline_cpu = Some(before.since(&probe::CpuClock::now(server_pid)));
         rep.baseline = Some(load::summarize(&result));
     }
 

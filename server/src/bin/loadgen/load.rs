@@ -1,6 +1,7 @@
 //! The load phase: every device pushes its batches over `/sync/v1/push` in a closed loop (the
 //! next push leaves when the previous answer arrived, plus `--think`) until the deadline, and
-//! each push is recorded with its latency and per-operation answers.
+//! each push is recorded with its latency and per-operation answers. With a think time, each
+//! device starts after a random part of it, so the devices do not push in waves.
 //!
 //! A push that fails in transport or with a 5xx is retried with the same body (the protocol
 //! makes that safe: ops answered before answer `duplicate`); each failure counts as an error.
@@ -119,6 +120,12 @@ async fn device_loop(
     shared: Arc<Mutex<Shared>>,
 ) -> LoadDevice {
     let device_header = device.typist.device_id.0.to_string();
+    if !config.think.is_zero() {
+        // Uniform in [0, think): the random bits of a fresh v4 UUID.
+        let think_us = u128::max(config.think.as_micros(), 1);
+        let offset = uuid::Uuid::new_v4().as_u128() % think_us;
+        tokio::time::sleep(Duration::from_micros(u64::try_from(offset).unwrap_or(0))).await;
+    }
     while Instant::now() < deadline {
         let batch = match device.pregen.pop_front() {
             Some(b) => b,
@@ -195,7 +202,8 @@ async fn device_loop(
         }
         drop(s);
         if !config.think.is_zero() {
-            tokio::time::sleep(config.think).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(config.think.min(left)).await;
         }
     }
     device

@@ -80,6 +80,8 @@ pub struct Report {
     pub pregen_seconds: f64,
     /// One device pushing alone before the load.
     pub baseline: Option<Summary>,
+    /// CPU use during the baseline (whole baseline run, warm-up included).
+    pub baseline_cpu: Option<CpuUse>,
     pub load: LoadResult,
     pub summary: Summary,
     pub cpu: Option<CpuUse>,
@@ -150,6 +152,23 @@ impl Report {
                 ms(b.p99),
                 ms(b.max)
             );
+            if let Some(cpu) = &self.baseline_cpu {
+                let per_push = |c: Option<f64>| {
+                    c.map_or_else(
+                        || "n/a".to_owned(),
+                        // CPU seconds of the whole baseline over every push it made.
+                        |c| format!("{:.1} ms", 1000.0 * c * cpu.wall / b.pushes.max(1) as f64),
+                    )
+                };
+                let _ = writeln!(
+                    o,
+                    "CPU per push while alone: sop-server {}, PostgreSQL {} (cores busy: {} / {}).\n",
+                    per_push(cpu.server),
+                    per_push(cpu.postgres),
+                    cores(cpu.server),
+                    cores(cpu.postgres)
+                );
+            }
         }
 
         let _ = writeln!(o, "#### Ingest over HTTP\n");
@@ -322,6 +341,19 @@ impl Report {
                 cores(self.load_average.0),
                 cores(self.load_average.1),
             );
+            let pushes = s.sustained_pushes.max(1e-9);
+            let per_push = |c: Option<f64>| {
+                c.map_or_else(
+                    || "n/a".to_owned(),
+                    |c| format!("{:.1} ms", 1000.0 * c / pushes),
+                )
+            };
+            let _ = writeln!(
+                o,
+                "CPU per push under load: sop-server {}, PostgreSQL {}.\n",
+                per_push(cpu.server),
+                per_push(cpu.postgres)
+            );
         }
         if let Some(a) = &self.activity {
             let _ = writeln!(
@@ -350,11 +382,24 @@ impl Report {
                  what its holder was doing then:\n",
                 100.0 * a.lock_held as f64 / a.samples.max(1) as f64
             );
+            let mut by_state: Vec<(String, f64)> = Vec::new();
+            for (what, _, share) in a.holder_shares() {
+                match by_state.iter_mut().find(|(w, _)| *w == what) {
+                    Some((_, s)) => *s += share,
+                    None => by_state.push((what, share)),
+                }
+            }
+            by_state.sort_by(|x, y| y.1.total_cmp(&x.1));
+            let summary: Vec<String> = by_state
+                .iter()
+                .map(|(w, s)| format!("{w} {:.1}%", 100.0 * s))
+                .collect();
+            let _ = writeln!(o, "By state: {}.\n", summary.join("; "));
             let _ = writeln!(
                 o,
                 "| Holder's state | Statement | Share of held samples |\n|---|---|---|"
             );
-            for (what, query, share) in a.holder_shares().into_iter().take(12) {
+            for (what, query, share) in a.holder_shares().into_iter().take(20) {
                 let _ = writeln!(
                     o,
                     "| {what} | `{}` | {:.1}% |",
