@@ -64,6 +64,7 @@ pub enum RefusalCode {
     FileEmpty,
     FileTooLarge,
     CaseStorageFull,
+    UploadIncomplete,
     FileNameInvalid,
     Sha256Invalid,
     DocumentNotFound,
@@ -133,6 +134,7 @@ impl RefusalCode {
             FileEmpty => "file_empty",
             FileTooLarge => "file_too_large",
             CaseStorageFull => "case_storage_full",
+            UploadIncomplete => "upload_incomplete",
             FileNameInvalid => "file_name_invalid",
             Sha256Invalid => "sha256_invalid",
             DocumentNotFound => "document_not_found",
@@ -184,6 +186,7 @@ impl RefusalCode {
             | NoOpenRequest
             | RequestNotOpen
             | CaseStorageFull
+            | UploadIncomplete
             | OpinionsMissing
             | ReminderTooSoon
             | AlreadySent
@@ -356,6 +359,10 @@ impl RefusalCode {
             CaseStorageFull => fixed(
                 "The case's documents would exceed the allowed total size",
                 "ستتجاوز مستندات الحالة الحجم الإجمالي المسموح",
+            ),
+            UploadIncomplete => fixed(
+                "The file has not been uploaded completely yet; finish the upload first",
+                "لم يكتمل رفع الملف بعد؛ أكمل الرفع أولًا",
             ),
             FileNameInvalid => fixed(
                 "The file name is empty or too long",
