@@ -20,6 +20,8 @@ pub mod case;
 pub mod catalog;
 pub mod command;
 pub mod content;
+#[cfg(feature = "device")]
+pub mod device;
 pub mod event;
 pub mod ids;
 pub mod lang;
