@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds libsop_bindings.so and generates its Python, Kotlin and Swift bindings from the built
+# library (uniffi "library mode": the interface is read from the metadata the proc-macros put in
+# the .so, so there is no .udl to keep in step).
+#
+#   bindings/generate.sh [python|kotlin|swift ...]     (default: all three)
+#
+# Output: target/bindings/<language>/. The Python directory also gets a copy of the .so next to
+# the generated module, so `PYTHONPATH=target/bindings/python python3 -c 'import sop_bindings'`
+# works. Kotlin and Swift sources are generated (generation must succeed) but not compiled here.
+#
+# Why three separate cargo invocations: cargo unifies features over the packages selected in one
+# build, so building the generator together with the library would compile uniffi's `cli` feature
+# (clap and the generators) into the mobile library. Each package is built alone instead; the
+# generator is then run as the built binary, so no second cargo selection rebuilds anything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+languages=("$@")
+if [ ${#languages[@]} -eq 0 ]; then
+  languages=(python kotlin swift)
+fi
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+lib="$target_dir/debug/libsop_bindings.so"
+
+cargo build -q -p sop-bindings
+cargo build -q -p uniffi-bindgen
+
+for language in "${languages[@]}"; do
+  out="$target_dir/bindings/$language"
+  rm -rf "$out"
+  mkdir -p "$out"
+  # --no-format: the formatters (ktlint, swiftformat, black) are not on the machine, and the
+  # generated code is not meant to be read in a diff.
+  "$target_dir/debug/uniffi-bindgen" generate --library "$lib" --language "$language" \
+    --out-dir "$out" --no-format
+  if [ "$language" = python ]; then
+    # The generated module loads the library from its own directory.
+    cp "$lib" "$out/"
+  fi
+  echo "generated $language bindings in $out"
+done
