@@ -12,7 +12,7 @@
 //! | kind | delivery |
 //! |---|---|
 //! | `create_payment` | `provider.create_payment`, then `PaymentLinkCreated` as `System` |
-//! | `refund` | `provider.refund`, then `RefundSettled` as `System` (a decline records `refund_failed` at once and is retried) |
+//! | `refund` | `provider.refund`, then `RefundSettled` as `System` (a decline records `refund_failed` at once and is retried; a 4xx records it and fails the row at once) |
 //! | `invoice` | `profiles.create_invoice` (amount, currency and patient from the case), key `invoice:<payment id>`; standalone: logged |
 //! | `push` | rendered in the recipient's language (`profiles.person`, English by default), then `push.send`, key `push:<notification id>`; standalone: logged |
 //! | `generate_report` | not deliverable here yet: left `pending`, re-checked every [`WAIT_RECHECK`], attempts not counted |
@@ -420,6 +420,10 @@ async fn refund(
         Ok(RefundOutcome::Failed { reason }) => {
             settle_refund(state, case_id, request.payment_id, false, now).await;
             Outcome::Retry(format!("refund declined: {reason}"))
+        }
+        Ok(RefundOutcome::Rejected { reason }) => {
+            settle_refund(state, case_id, request.payment_id, false, now).await;
+            Outcome::Fail(format!("refund rejected: {reason}"))
         }
         Err(e) => Outcome::Retry(format!("{}: {e}", state.payments.name())),
     }

@@ -5,7 +5,7 @@
 //! | call | request | answer |
 //! |---|---|---|
 //! | create | `POST /v1/payments` `{reference, amount, currency, case_reference, callback_url}` | `{id, link}` |
-//! | refund | `POST /v1/payments/{reference}/refunds` `{amount, currency}` | `{status: refunded\|failed, reason?}` |
+//! | refund | `POST /v1/payments/{reference}/refunds` `{amount, currency}` | `{status: refunded\|failed, reason?}`; 4xx → rejected |
 //! | status | `GET /v1/payments/{reference}` | `{status: pending\|succeeded\|failed, amount, currency}`; 404 → unknown |
 //!
 //! `reference` is our payment id. Create and refund carry an `Idempotency-Key` header (the
@@ -117,7 +117,7 @@ impl HttpPlatform {
             amount: request.amount,
             currency: &request.currency,
         };
-        let answer: RefundAnswer = self
+        let answer: Option<RefundAnswer> = match self
             .service
             .call(
                 Method::POST,
@@ -127,8 +127,17 @@ impl HttpPlatform {
                 false,
             )
             .await
-            .map_err(provider_error)?
-            .ok_or_else(|| missing_answer(&path))?;
+        {
+            Ok(answer) => answer,
+            // A 4xx is the platform's final word on this request (see `RefundOutcome`).
+            Err(OutboundError::Rejected { status, .. }) => {
+                return Ok(RefundOutcome::Rejected {
+                    reason: format!("HTTP {status}"),
+                });
+            }
+            Err(e) => return Err(provider_error(e)),
+        };
+        let answer = answer.ok_or_else(|| missing_answer(&path))?;
         Ok(match answer.status.as_str() {
             "refunded" => RefundOutcome::Refunded,
             _ => RefundOutcome::Failed {

@@ -67,15 +67,21 @@ pub struct RefundRequest {
     pub idempotency_key: String,
 }
 
-/// The platform's final word on a refund. A transport failure is a [`ProviderError`] instead,
-/// and is retried.
+/// The platform's word on a refund. A transport failure is a [`ProviderError`] instead, and is
+/// retried. Both refusals record `refund_failed` on the case at once (admins see it on the
+/// case, its timeline and in their inbox); they differ in what the outbox does next
+/// (`docs/adr/0007-platform-clients.md`, "Refunds the platform refuses").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefundOutcome {
     Refunded,
-    /// Declined by the platform, with its reason (no health information).
-    Failed {
-        reason: String,
-    },
+    /// Declined by the platform (`{status: "failed"}`), with its reason (no health
+    /// information): it may go through later (merchant balance, a settlement not yet
+    /// cleared), so the outbox retries it with backoff.
+    Failed { reason: String },
+    /// The platform refused the request itself (a 4xx): the same request would get the same
+    /// answer, so it is not repeated; the outbox row turns `failed` at once for an admin to
+    /// settle on the platform.
+    Rejected { reason: String },
 }
 
 /// Where the platform says a payment stands (reconciliation).

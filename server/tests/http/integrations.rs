@@ -57,12 +57,14 @@ struct Seen {
 }
 
 /// A failure to inject.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Fault {
     /// Answer 500 without any effect.
     Error,
     /// Take effect, but answer only after the client's timeout.
     Hang,
+    /// Answer this status and body without any effect (a declined refund, a 4xx).
+    Reply(u16, Value),
 }
 
 #[derive(Default)]
@@ -73,6 +75,8 @@ struct StubInner {
     down: bool,
     /// Idempotency keys whose effect happened, and how many requests asked for it.
     effects: HashMap<String, u32>,
+    /// Fixed answers by (method, exact path), in place of [`answer`]'s.
+    overrides: HashMap<(String, String), (u16, Value)>,
 }
 
 /// A stub service (the three services answer on one router; each test starts one stub per
@@ -108,8 +112,17 @@ impl Stub {
     fn fail_next(&self, path_prefix: &str, faults: &[Fault]) {
         let mut inner = self.inner.lock().unwrap();
         for fault in faults {
-            inner.faults.push_back((path_prefix.to_owned(), *fault));
+            inner.faults.push_back((path_prefix.to_owned(), fault.clone()));
         }
+    }
+
+    /// From now on, answers `method path` with `status` and `body`.
+    fn answer_with(&self, method: &str, path: &str, status: u16, body: Value) {
+        self.inner
+            .lock()
+            .unwrap()
+            .overrides
+            .insert((method.to_owned(), path.to_owned()), (status, body));
     }
 
     fn set_down(&self, down: bool) {
@@ -146,9 +159,9 @@ async fn handle(
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path().to_owned();
     let key = header("idempotency-key");
-    let fault = {
+    let (fault, fixed) = {
         let mut inner = inner.lock().unwrap();
-        if inner.down {
+        let fault = if inner.down {
             Some(Fault::Error)
         } else {
             let at = inner
@@ -157,15 +170,26 @@ async fn handle(
                 .position(|(p, _)| path.starts_with(p.as_str()));
             at.and_then(|i| inner.faults.remove(i))
                 .map(|(_, fault)| fault)
-        }
+        };
+        let fixed = inner
+            .overrides
+            .get(&(method.to_string(), path.clone()))
+            .cloned();
+        (fault, fixed)
     };
-    let (status, answer) = match fault {
-        Some(Fault::Error) => (500, json!({"error": "injected"})),
-        _ => answer(&method, &path, &body),
+    let (status, answer, effect) = match (&fault, fixed) {
+        (Some(Fault::Error), _) => (500, json!({"error": "injected"}), false),
+        (Some(Fault::Reply(status, body)), _) => (*status, body.clone(), false),
+        (_, Some((status, body))) => (status, body, false),
+        _ => {
+            let (status, answer) = answer(&method, &path, &body);
+            (status, answer, true)
+        }
     };
     {
         let mut inner = inner.lock().unwrap();
-        if (200..300).contains(&status)
+        if effect
+            && (200..300).contains(&status)
             && let Some(key) = &key
         {
             *inner.effects.entry(key.clone()).or_default() += 1;
@@ -428,6 +452,38 @@ impl Api {
         .await;
     }
 
+    /// A case paid through a signed success callback: (case id, payment reference).
+    async fn paid(&self, platform: &Platform, catalog: &(String, String)) -> (String, String) {
+        let (case_id, reference) = self.awaiting_payment(platform, catalog).await;
+        self.callback(
+            &result_body(&reference, "success", PRICE),
+            WEBHOOK_SECRET,
+            now_unix(),
+        )
+        .await
+        .assert(200, 1000);
+        self.wait_status(&case_id, "payment_successful").await;
+        (case_id, reference)
+    }
+
+    /// The case as an admin sees it.
+    async fn details(&self, case_id: &str) -> Value {
+        self.ok("/admin/case-details", ADMIN, json!({"case_id": case_id}))
+            .await
+    }
+
+    /// Waits until no outbox row is pending or being delivered; answers the rows.
+    async fn settled(&self) -> Vec<Value> {
+        eventually("the outbox to settle", || async {
+            let rows = self.ok("/admin/outbox", ADMIN, json!({"size": 100})).await;
+            let rows = rows.as_array().unwrap().clone();
+            rows.iter()
+                .all(|r| r["status"] == "done" || r["status"] == "failed")
+                .then_some(rows)
+        })
+        .await
+    }
+
     /// Waits until every outbox row is `done`; answers the rows.
     async fn drained(&self) -> Vec<Value> {
         eventually("the outbox to drain", || async {
@@ -441,6 +497,16 @@ impl Api {
 
 fn reference_of(case_id: &str) -> String {
     sop_core::case::case_reference(sop_core::ids::CaseId(case_id.parse().unwrap()))
+}
+
+/// The kinds of a case's timeline entries, in order.
+fn timeline(case: &Value) -> Vec<String> {
+    case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn now_unix() -> i64 {
@@ -699,6 +765,209 @@ async fn a_rejected_paid_case_is_refunded() {
     api.drained().await;
     assert_eq!(api.status(&case_id).await, "rejected");
     assert_no_health_information(&platform.pushes());
+}
+
+/// SPEC §5: a refund the platform does not make is `refund_failed`, shown to admins on the case
+/// (payment and timeline), in their inbox and by push. A decline (`{status: "failed"}`) is
+/// retried with backoff and may still go through; a 4xx is final: the outbox row turns
+/// `failed` at once and is not repeated (`docs/adr/0007-platform-clients.md`).
+#[tokio::test]
+async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins() {
+    let platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    let (declined, declined_ref) = api.paid(&platform, &catalog).await;
+    let (rejected, rejected_ref) = api.paid(&platform, &catalog).await;
+    let refunds = |reference: &str| format!("/v1/payments/{reference}/refunds");
+    // The first refund of one is declined (then it goes through); the other's is refused.
+    platform.payments.fail_next(
+        &refunds(&declined_ref),
+        &[Fault::Reply(
+            200,
+            json!({"status": "failed", "reason": "merchant balance too low"}),
+        )],
+    );
+    platform.payments.answer_with(
+        "POST",
+        &refunds(&rejected_ref),
+        422,
+        json!({"error": "payment not refundable"}),
+    );
+    for case_id in [&declined, &rejected] {
+        api.ok(
+            "/admin/cancel-case",
+            ADMIN,
+            json!({"case_id": case_id, "reason": "Duplicate request"}),
+        )
+        .await;
+    }
+
+    // Both show `refund_failed` to admins, on the case and in their inbox.
+    for case_id in [&declined, &rejected] {
+        eventually("refund_failed on the case", || async {
+            let case = api.details(case_id).await;
+            (case["payment"]["refund"] == "failed").then_some(())
+        })
+        .await;
+        let case = api.details(case_id).await;
+        assert_eq!(case["status"], "cancelled");
+        assert!(timeline(&case).contains(&"refund_failed".to_owned()), "{case}");
+        let inbox = api
+            .ok("/admin/list-notifications", ADMIN, json!({"size": 100}))
+            .await;
+        assert!(
+            inbox.as_array().unwrap().iter().any(|n| n["case_id"] == case_id.as_str()
+                && n["kind"] == "refund_failed"),
+            "{inbox}"
+        );
+    }
+
+    // The declined one is retried after its backoff (5 s) with the same key, and refunded.
+    eventually("the declined refund to go through", || async {
+        let case = api.details(&declined).await;
+        (case["payment"]["refund"] == "refunded").then_some(())
+    })
+    .await;
+    let tried = platform
+        .payments
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == refunds(&declined_ref))
+        .collect::<Vec<_>>();
+    assert_eq!(tried.len(), 2, "{tried:?}");
+    assert!(tried.iter().all(|s| s.key == Some(format!("refund:{declined_ref}"))));
+    assert_eq!(
+        timeline(&api.details(&declined).await)
+            .into_iter()
+            .filter(|k| k.starts_with("refund"))
+            .collect::<Vec<_>>(),
+        ["refund_requested", "refund_failed", "refunded"]
+    );
+
+    // The rejected one was asked once, its row is `failed` with the status, nothing retries it.
+    let rows = api.settled().await;
+    let row = rows
+        .iter()
+        .find(|r| r["case_id"] == rejected.as_str() && r["kind"] == "refund")
+        .unwrap();
+    assert_eq!((&row["status"], &row["attempts"]), (&json!("failed"), &json!(1)));
+    assert!(
+        row["last_error"].as_str().unwrap().contains("HTTP 422"),
+        "{row}"
+    );
+    assert_eq!(
+        platform
+            .payments
+            .seen()
+            .iter()
+            .filter(|s| s.path == refunds(&rejected_ref))
+            .count(),
+        1
+    );
+    assert_eq!(api.details(&rejected).await["payment"]["refund"], "failed");
+
+    // Pushes: admins told of each failure once, the patient of the one refund that happened.
+    let pushes = platform.pushes();
+    for (case_id, expected) in [
+        (
+            &declined,
+            &[
+                ("role:admin", "refund_failed"),
+                (PATIENT, "refund_completed"),
+            ][..],
+        ),
+        (&rejected, &[("role:admin", "refund_failed")][..]),
+    ] {
+        let refund_pushes: Vec<(String, String)> = push_kinds(&pushes, case_id)
+            .into_iter()
+            .filter(|(_, kind)| kind.starts_with("refund"))
+            .collect();
+        assert_eq!(refund_pushes, pairs(expected), "{case_id}");
+    }
+    assert_no_health_information(&pushes);
+}
+
+/// SPEC §5: payments pending for over an hour are looked up on the platform over HTTP. A
+/// success there follows the payment-succeeded rules (paid, invoice, notices), a failure the
+/// payment-failed ones, a payment still pending is left alone; before the hour nothing is
+/// asked. The server is restarted in between, with the payments pending.
+#[tokio::test]
+async fn reconciliation_asks_the_platform_and_applies_each_answer() {
+    let platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    let (succeeded, succeeded_ref) = api.awaiting_payment(&platform, &catalog).await;
+    let (failed, failed_ref) = api.awaiting_payment(&platform, &catalog).await;
+    let (pending, pending_ref) = api.awaiting_payment(&platform, &catalog).await;
+    platform.payments.answer_with(
+        "GET",
+        &format!("/v1/payments/{succeeded_ref}"),
+        200,
+        json!({"status": "succeeded", "amount": PRICE, "currency": "SAR"}),
+    );
+    platform.payments.answer_with(
+        "GET",
+        &format!("/v1/payments/{failed_ref}"),
+        200,
+        json!({"status": "failed"}),
+    );
+    let early = api.ok("/scheduler/run-reconciliation", ADMIN, json!({})).await;
+    assert_eq!(early, json!({"checked": 0, "changed": 0}));
+    assert!(platform.payments.ok("GET", "/v1/payments/").is_empty());
+    let (status, _) = api.server.terminate();
+    assert!(status.success());
+
+    // An hour and a bit later (the worker's own reconciliation runs every 10 minutes, so
+    // only the trigger runs it here).
+    let api = start_server(
+        dir.path(),
+        &platform,
+        None,
+        &[("SOP_CLOCK_OFFSET_SECONDS", "3700".to_owned())],
+    )
+    .await;
+    let run = api.ok("/scheduler/run-reconciliation", ADMIN, json!({})).await;
+    assert_eq!(run, json!({"checked": 3, "changed": 2}));
+    let asked: HashSet<String> = platform
+        .payments
+        .ok("GET", "/v1/payments/")
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(
+        asked,
+        [&succeeded_ref, &failed_ref, &pending_ref]
+            .iter()
+            .map(|r| format!("/v1/payments/{r}"))
+            .collect()
+    );
+    assert_eq!(api.status(&succeeded).await, "payment_successful");
+    assert_eq!(api.status(&failed).await, "payment_failed");
+    assert_eq!(api.status(&pending).await, "awaiting_payment");
+    api.drained().await;
+    // The success created its invoice and told the patient and coordinator; the failure told
+    // the patient; the pending one produced nothing.
+    let invoices = platform.profiles.ok("POST", "/v1/invoices");
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0].key, Some(format!("invoice:{succeeded_ref}")));
+    let pushes = platform.pushes();
+    let after_payment = |case_id: &str| -> Vec<(String, String)> {
+        push_kinds(&pushes, case_id)
+            .into_iter()
+            .filter(|(_, kind)| kind.starts_with("payment"))
+            .collect()
+    };
+    assert_eq!(
+        after_payment(&succeeded),
+        pairs(&[(C1, "payment_successful"), (PATIENT, "payment_successful")])
+    );
+    assert_eq!(after_payment(&failed), pairs(&[(PATIENT, "payment_failed")]));
+    assert!(after_payment(&pending).is_empty());
+    // Asking again changes nothing more (the pending one is asked again, and still pending).
+    let again = api.ok("/scheduler/run-reconciliation", ADMIN, json!({})).await;
+    assert_eq!(again, json!({"checked": 1, "changed": 0}));
 }
 
 // ---------------------------------------------------------------------------------------------
