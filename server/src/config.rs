@@ -82,6 +82,57 @@ pub struct ServeArgs {
     /// standalone stand-in when its URL is unset.
     #[command(flatten)]
     pub platform: PlatformArgs,
+
+    /// Where documents and reports are stored, and the upload limits.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Blob storage (a directory under the data directory unless an S3 bucket is configured) and
+/// upload limits. See docs/adr/0006-blobs-and-report.md.
+#[derive(Clone, Debug, Default, Args)]
+pub struct StorageArgs {
+    /// S3 bucket for documents and reports. When unset, they are files under `<data-dir>/blobs`.
+    #[arg(long, env = "SOP_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// Endpoint of an S3-compatible server (`http://` allowed, e.g. a store on loopback);
+    /// AWS when unset.
+    #[arg(long, env = "SOP_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// Region of the bucket.
+    #[arg(long, env = "SOP_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// Access key id for the bucket.
+    #[arg(long, env = "SOP_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// Secret access key for the bucket.
+    #[arg(long, env = "SOP_S3_SECRET_ACCESS_KEY")]
+    pub s3_secret_access_key: Option<SecretString>,
+
+    /// Largest document accepted, in bytes (default 50 MiB).
+    #[arg(long, env = "SOP_MAX_FILE_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub max_file_bytes: i64,
+
+    /// Largest total of a case's documents, in bytes (default 500 MiB).
+    #[arg(long, env = "SOP_MAX_CASE_BYTES", default_value_t = 500 * 1024 * 1024)]
+    pub max_case_bytes: i64,
+}
+
+impl StorageArgs {
+    /// The S3 settings, when a bucket is configured.
+    pub fn s3(&self) -> Option<crate::blobs::S3Config> {
+        self.s3_bucket.as_ref().map(|bucket| crate::blobs::S3Config {
+            bucket: bucket.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+        })
+    }
 }
 
 /// Where the platform's payment hub, profiles service and push service are (SPEC §9), and the
@@ -393,6 +444,8 @@ pub struct ServeConfig {
     pub jwks: Option<JwksConfig>,
     /// The outside platform services and job timing.
     pub platform: PlatformArgs,
+    /// Blob storage and upload limits.
+    pub storage: StorageArgs,
 }
 
 impl ServeConfig {
@@ -416,6 +469,7 @@ impl ServeConfig {
                 min_refetch_interval: Duration::from_secs(serve.jwks_min_refetch_seconds),
             }),
             platform: serve.platform.clone(),
+            storage: serve.storage.clone(),
         })
     }
 }

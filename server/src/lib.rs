@@ -35,12 +35,14 @@ pub mod outbox;
 pub mod payments;
 pub mod profiles;
 pub mod push;
+pub mod report;
 pub mod router;
 pub mod seed;
 pub mod state;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod uploads;
 pub mod views;
 
 pub use router::app;
@@ -109,11 +111,15 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}");
 
-    let state = AppState::new(
-        db.clone(),
-        auth,
-        state::Settings::new(config.data_dir.clone(), config.public_url(addr)),
-    );
+    let mut settings = state::Settings::new(config.data_dir.clone(), config.public_url(addr));
+    settings.limits.max_file_bytes = config.storage.max_file_bytes;
+    settings.limits.max_case_bytes = config.storage.max_case_bytes;
+    let mut state = AppState::new(db.clone(), auth, settings);
+    if let Some(s3) = config.storage.s3() {
+        tracing::info!(?s3, "documents and reports go to the S3 bucket");
+        let staging = config.data_dir.join("blobs").join("tmp");
+        state = state.with_blobs(blobs::BlobStore::s3(&s3, staging).context("cannot set up S3")?);
+    }
     let state = with_platform(state, &config.platform)?;
     let outbox_worker = outbox::spawn(state.clone());
     let scheduler = handlers::scheduler::spawn(

@@ -15,7 +15,7 @@
 //! | `refund` | `provider.refund`, then `RefundSettled` as `System` (a decline records `refund_failed` at once and is retried; a 4xx records it and fails the row at once) |
 //! | `invoice` | `profiles.create_invoice` (amount, currency and patient from the case), key `invoice:<payment id>`; standalone: logged |
 //! | `push` | rendered in the recipient's language (`profiles.person`, English by default), then `push.send`, key `push:<notification id>`; standalone: logged |
-//! | `generate_report` | not deliverable here yet: left `pending`, re-checked every [`WAIT_RECHECK`], attempts not counted |
+//! | `generate_report` | `report::generate`: both PDFs from the frozen content into the blob store, then `ReportReady` as `System` |
 //! | `sandbox_callback` | the sandbox's callback that could not be posted at once, posted again |
 //!
 //! A failed attempt is retried after 5 s × 2^(attempts − 1), at most an hour, and the row turns
@@ -177,8 +177,6 @@ enum Outcome {
     Retry(String),
     /// Failed for good.
     Fail(String),
-    /// Nothing can deliver it yet.
-    Wait(&'static str),
 }
 
 /// The delay before the retry that follows failed attempt number `attempts` (from 1).
@@ -206,19 +204,6 @@ async fn finish(
             report.delivered += 1;
             store
                 .finish_outbox(id, "done", attempts, now, None, Some(now))
-                .await
-        }
-        Outcome::Wait(reason) => {
-            report.waiting += 1;
-            store
-                .finish_outbox(
-                    id,
-                    "pending",
-                    row.attempts,
-                    now + WAIT_RECHECK,
-                    Some(reason),
-                    None,
-                )
                 .await
         }
         Outcome::Retry(error) if attempts < MAX_ATTEMPTS => {
@@ -281,7 +266,11 @@ async fn deliver(state: &AppState, row: &OutboxRow, now: DateTime<Utc>) -> Outco
         Effect::RequestInvoice { payment_id } => {
             invoice(state, case_id, payment_id, &row.idempotency_key).await
         }
-        Effect::GenerateReport => Outcome::Wait("waiting for the report generator"),
+        Effect::GenerateReport => match crate::report::generate(state, case_id, now).await {
+            Ok(()) => Outcome::Done,
+            Err(crate::report::ReportError::Transient(e)) => Outcome::Retry(e),
+            Err(crate::report::ReportError::Permanent(e)) => Outcome::Fail(e),
+        },
     }
 }
 

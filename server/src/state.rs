@@ -135,6 +135,12 @@ impl AppState {
         self
     }
 
+    /// Replaces the blob store (an S3 bucket, tests).
+    pub fn with_blobs(mut self, blobs: BlobStore) -> Self {
+        self.blobs = blobs;
+        self
+    }
+
     /// Replaces the clock (tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

@@ -773,6 +773,10 @@ async fn store_upload(
         .store
         .record_blob(&sha256, size, content_type, now)
         .await?;
+    if let Some(user) = actor.user_id() {
+        // The patient holds these bytes: a device of theirs may attach them too (sync push).
+        crate::uploads::record_uploaded(state, user.as_str(), &sha256, size, now).await?;
+    }
     run_command(state, case_id, &command, actor, meta).await?;
     Ok(ok(UploadedDocument {
         document_id,

@@ -3,7 +3,7 @@
 //! refused attempts included; the bytes come from the blob store by their SHA-256.
 
 use crate::api::{RequestMeta, audit_read, case_not_found, visible_case};
-use crate::blobs::{file_response, report_blob};
+use crate::blobs::file_response;
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::response::Response;
@@ -62,15 +62,15 @@ async fn report_pdf(
     lang: Lang,
 ) -> Result<Response, AppError> {
     let case = visible_case(state, case_id, actor).await?;
-    let Some(key) = report_blob(&case, lang) else {
-        return Err(Refusal::new(RefusalCode::ReportNotReady).into());
-    };
     if !can_view(&case, actor, &Resource::SummaryAndReport) {
         return Err(Refusal::new(RefusalCode::Forbidden).into());
     }
+    let Some(key) = crate::report::pdf_key(state, &case, lang).await? else {
+        return Err(Refusal::new(RefusalCode::ReportNotReady).into());
+    };
     let bytes = state
         .blobs
-        .get(key)
+        .get(&key)
         .await
         .map_err(blob_error)?
         .ok_or_else(|| missing_blob("a report"))?;

@@ -7,18 +7,19 @@
 //! an op id repeated inside the request gets the answer of its first occurrence.
 //!
 //! Refusals that depend only on the request (a `doc_id` that is not the one derived from
-//! `case_id` and `kind`, a referenced file that was never uploaded) are answered without being
+//! `case_id` and `kind`, a referenced file whose upload is not complete: `upload_incomplete`) are answered without being
 //! recorded: a retry gets the same answer anyway, or succeeds once the file is there.
 
 use crate::api::RequestMeta;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{ChangeRef, Pusher};
-use sop_core::Refusal;
 use sop_core::actor::Actor;
 use sop_core::command::{Command, NewDocument};
 use sop_core::content::DocRef;
 use sop_core::sync::v1::{ChangeOp, CommandOp, Op, OpResult, Outcome, PushRequest, PushResponse};
+use sop_core::{Refusal, RefusalCode};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -144,14 +145,16 @@ async fn run_command(
     pusher: &Pusher<'_>,
     op: &CommandOp,
 ) -> Result<Outcome, AppError> {
-    if let Command::UploadDocument { document } = &op.command
-        && let Err(refusal) = uploaded(state, document).await?
-    {
-        return Ok(refusal.into());
+    let mut command = Cow::Borrowed(&op.command);
+    if let Command::UploadDocument { document } = &op.command {
+        match uploaded(state, pusher.user, document).await? {
+            Ok(stored) => command = Cow::Owned(Command::UploadDocument { document: stored }),
+            Err(refusal) => return Ok(refusal.into()),
+        }
     }
     let done = state
         .store
-        .push_command(pusher, op.op_id.0, op.case_id, &op.command, state.now())
+        .push_command(pusher, op.op_id.0, op.case_id, &command, state.now())
         .await?;
     if done.effects {
         state.outbox_wake.notify();
@@ -159,19 +162,26 @@ async fn run_command(
     Ok(done.outcome)
 }
 
-/// A document attached by a pushed command must reference a file uploaded before, with the
-/// size and the content type detected when it was stored.
+/// A document attached by a pushed command must reference a file this user finished uploading
+/// (`crate::uploads`); its size and content type are the stored ones (detected from the
+/// bytes), whatever the device said.
 async fn uploaded(
     state: &AppState,
+    user: &str,
     document: &NewDocument,
-) -> Result<Result<(), Refusal>, AppError> {
-    let stored = state.store.blob_info(&document.sha256).await?;
-    Ok(match stored {
-        Some((size, content_type))
-            if size == document.size && content_type == document.content_type =>
-        {
-            Ok(())
-        }
-        _ => Err(Refusal::field("sha256")),
+) -> Result<Result<NewDocument, Refusal>, AppError> {
+    if !crate::blobs::is_sha256_key(&document.sha256) {
+        return Ok(Err(Refusal::new(RefusalCode::Sha256Invalid)));
+    }
+    if !crate::uploads::uploaded_by(state, user, &document.sha256).await? {
+        return Ok(Err(Refusal::new(RefusalCode::UploadIncomplete)));
+    }
+    Ok(match state.store.blob_info(&document.sha256).await? {
+        Some((size, content_type)) => Ok(NewDocument {
+            size,
+            content_type,
+            ..document.clone()
+        }),
+        None => Err(Refusal::new(RefusalCode::UploadIncomplete)),
     })
 }

@@ -463,13 +463,28 @@ impl Flow {
         case_id
     }
 
-    /// Stores `pdf` as the case's report, as the report generator would.
+    /// Stores `pdf` as the case's report in both languages, as the report generator would.
     pub async fn store_report(&self, case_id: CaseId, pdf: &[u8]) {
         let sha256 = self.state.blobs.put(pdf).await.expect("store report");
+        let report_id = ReportId::new_v7();
+        let rows: Vec<_> = ["en", "ar"]
+            .into_iter()
+            .map(|lang| sop_server::store::sql::ReportRow {
+                report_id: report_id.0,
+                lang: lang.to_owned(),
+                case_id: case_id.0,
+                sha256: sha256.clone(),
+                content_sha256: sha256.clone(),
+                created_at: chrono::Utc::now(),
+            })
+            .collect();
+        sop_server::report::record_pdfs(&self.state, &rows)
+            .await
+            .expect("record report");
         self.run(
             case_id,
             Command::ReportReady {
-                report_id: ReportId::new_v7(),
+                report_id,
                 sha256,
             },
             Actor::System,
