@@ -22,6 +22,8 @@ mod net;
 mod rows;
 pub mod store;
 mod sync;
+#[cfg(test)]
+mod tests;
 pub mod types;
 mod upload;
 

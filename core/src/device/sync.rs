@@ -46,10 +46,20 @@ const MAX_ROUNDS: usize = 10_000;
 type OutboxRow = (i64, String, String, Option<String>, Option<String>);
 
 /// The outbox rows of one push, in order.
-struct Batch {
-    ops: Vec<Op>,
+pub(crate) struct Batch {
+    pub ops: Vec<Op>,
     /// Row `seq`s, parallel to `ops`.
-    seqs: Vec<i64>,
+    pub seqs: Vec<i64>,
+}
+
+impl Batch {
+    #[cfg(test)]
+    pub fn empty() -> Self {
+        Batch {
+            ops: Vec::new(),
+            seqs: Vec::new(),
+        }
+    }
 }
 
 impl Device {
@@ -125,7 +135,7 @@ impl Device {
 
     /// Takes the next operations to push, giving unsent change ops their bytes (stored, so a
     /// retry resends the same op).
-    fn prepare_push(&self) -> Result<Batch> {
+    pub(crate) fn prepare_push(&self) -> Result<Batch> {
         self.write(|tx| {
             let max = Limits::default().max_push_ops;
             let rows: Vec<OutboxRow> = {
@@ -233,8 +243,16 @@ impl Device {
             tx.execute("DELETE FROM outbox WHERE seq = ?1", [batch.seqs[i]])?;
             touched.insert(op.case_id());
             match &result.outcome {
-                Outcome::Applied => report.applied += 1,
-                Outcome::Duplicate => report.duplicates += 1,
+                Outcome::Applied | Outcome::Duplicate => {
+                    if result.outcome == Outcome::Applied {
+                        report.applied += 1;
+                    } else {
+                        report.duplicates += 1;
+                    }
+                    if let Op::Command(c) = op {
+                        self.fold_into_base(tx, c, now)?;
+                    }
+                }
                 Outcome::Refused { .. } => {
                     report.refused += 1;
                     let refusal = result
@@ -308,6 +326,47 @@ impl Device {
         }
         changed.remove("");
         set_cursor(tx, response.pull.cursor)?;
+        Ok(())
+    }
+
+    /// The server applied a command whose record has not arrived yet: the device's idea of the
+    /// server state takes it in now (the record replaces it when it comes), so the case does not
+    /// fall back to before the command meanwhile. An applied creation also tells the device what
+    /// the server's intake document is: the same `intake::initial` the device built.
+    fn fold_into_base(
+        &self,
+        tx: &Transaction<'_>,
+        op: &crate::sync::wire::CommandOp,
+        now: crate::Timestamp,
+    ) -> Result<()> {
+        let Some(row) = rows::case_row(tx, op.case_id)? else {
+            return Ok(());
+        };
+        let catalog = self.catalog_for(tx, row.base.as_ref(), Some(&op.command))?;
+        if let Ok(Some(base)) =
+            cases::run(row.base.as_ref(), &op.command, &self.actor, &catalog, now)
+        {
+            rows::put_case(
+                tx,
+                &rows::CaseRow {
+                    record: row.record,
+                    base: Some(base),
+                    local: row.local,
+                },
+                self.lang,
+                now,
+            )?;
+        }
+        if let Command::CreateCase { intake, .. } = &op.command {
+            let doc_ref = DocRef::new(op.case_id, ContentKind::Intake);
+            if let Some(doc) =
+                rows::doc_row(tx, doc_ref.doc_id(), doc_ref.doc_kind(), &self.doc_actor)?
+                && doc.server_heads.is_empty()
+            {
+                let server = content::intake::initial(op.case_id, intake, self.doc_actor.clone())?;
+                rows::put_doc(tx, &doc_ref, &doc.doc, &server.heads())?;
+            }
+        }
         Ok(())
     }
 
@@ -478,4 +537,43 @@ fn cursor(conn: &rusqlite::Connection) -> Result<Cursor> {
 
 fn set_cursor(conn: &rusqlite::Connection, cursor: Cursor) -> Result<()> {
     super::store::set_meta(conn, "cursor", &cursor.0.to_string())
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::sync::wire::{OpResult, PullResponse, PushResponse};
+
+    /// Applies a made-up server answer to `batch` as `sync()` would.
+    pub fn apply_answer(
+        device: &Device,
+        batch: &Batch,
+        outcomes: Vec<Outcome>,
+        items: Vec<FeedItem>,
+    ) {
+        let response = ExchangeResponse {
+            push: PushResponse {
+                results: batch
+                    .ops
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(op, outcome)| OpResult {
+                        op_id: op.op_id(),
+                        outcome,
+                    })
+                    .collect(),
+            },
+            pull: PullResponse {
+                items,
+                cursor: Cursor(1),
+                more: false,
+            },
+        };
+        let mut report = SyncReport::default();
+        let mut changed = BTreeSet::new();
+        device
+            .write(|tx| device.apply_exchange(tx, batch, response, &mut report, &mut changed))
+            .unwrap();
+    }
 }
