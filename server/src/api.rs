@@ -137,7 +137,8 @@ pub async fn visible_case(
 }
 
 /// The details of `case` as `actor` may see them (SPEC §8), with the coordinator's directory
-/// entry for the status card.
+/// entry for the status card (name and contact from the profiles service when one is
+/// configured: [`crate::profiles::doctor_profile`]).
 pub async fn case_details(
     state: &AppState,
     case: &Case,
@@ -145,7 +146,7 @@ pub async fn case_details(
     lang: Lang,
 ) -> Result<CaseView, AppError> {
     let coordinator = match &case.coordinator_id {
-        Some(id) => state.store.doctor(id.as_str()).await?,
+        Some(id) => crate::profiles::doctor_profile(state, id.as_str()).await?,
         None => None,
     };
     Ok(case_view(

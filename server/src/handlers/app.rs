@@ -398,7 +398,7 @@ async fn coordinators_of(
     let mut found = HashMap::new();
     for id in cases.iter().filter_map(|c| c.coordinator_id.as_ref()) {
         if !found.contains_key(id)
-            && let Some(profile) = state.store.doctor(id.as_str()).await?
+            && let Some(profile) = crate::profiles::doctor_profile(state, id.as_str()).await?
         {
             found.insert(id.clone(), profile);
         }
@@ -995,7 +995,7 @@ async fn doctor_names(
         .filter_map(|r| r.user_id.as_deref());
     for id in doctors {
         if !names.contains_key(id)
-            && let Some(d) = state.store.doctor(id).await?
+            && let Some(d) = crate::profiles::doctor_profile(state, id).await?
         {
             names.insert(id.to_owned(), lang.pick(&d.name_en, &d.name_ar).to_owned());
         }

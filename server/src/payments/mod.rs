@@ -77,11 +77,15 @@ pub enum RefundOutcome {
     /// Declined by the platform (`{status: "failed"}`), with its reason (no health
     /// information): it may go through later (merchant balance, a settlement not yet
     /// cleared), so the outbox retries it with backoff.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// The platform refused the request itself (a 4xx): the same request would get the same
     /// answer, so it is not repeated; the outbox row turns `failed` at once for an admin to
     /// settle on the platform.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
 }
 
 /// Where the platform says a payment stands (reconciliation).

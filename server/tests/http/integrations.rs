@@ -39,6 +39,10 @@ const CATEGORY_EN: &str = "Oncology";
 const CATEGORY_AR: &str = "الأورام";
 const REVIEW_EN: &str = "Standard review";
 const REVIEW_AR: &str = "مراجعة قياسية";
+/// What the profiles stub knows of the coordinator (the local directory says `Dr EMP21`).
+const C1_NAME_EN: &str = "Salma Nour";
+const C1_NAME_AR: &str = "سلمى نور";
+const C1_PHONE: &str = "+966522222222";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
@@ -112,7 +116,9 @@ impl Stub {
     fn fail_next(&self, path_prefix: &str, faults: &[Fault]) {
         let mut inner = self.inner.lock().unwrap();
         for fault in faults {
-            inner.faults.push_back((path_prefix.to_owned(), fault.clone()));
+            inner
+                .faults
+                .push_back((path_prefix.to_owned(), fault.clone()));
         }
     }
 
@@ -226,6 +232,10 @@ fn answer(method: &Method, path: &str, body: &Value) -> (u16, Value) {
         ("GET", ["v1", "users", user]) if *user == PATIENT => (
             200,
             json!({"user_id": PATIENT, "name_en": PATIENT_NAME, "name_ar": "ليلى حداد", "language": "ar", "phone": "+966511111111"}),
+        ),
+        ("GET", ["v1", "users", user]) if *user == C1 => (
+            200,
+            json!({"user_id": C1, "name_en": C1_NAME_EN, "name_ar": C1_NAME_AR, "language": "en", "phone": C1_PHONE, "email": "salma@example.org"}),
         ),
         ("GET", ["v1", "users", _]) => (404, json!({"error": "unknown user"})),
         ("POST", ["v1", "invoices"]) => (201, json!({"invoice_id": "inv-1"})),
@@ -767,6 +777,109 @@ async fn a_rejected_paid_case_is_refunded() {
     assert_no_health_information(&platform.pushes());
 }
 
+/// SPEC §3.4, §7, §9: the people on cards come from the profiles service (the coordinator's
+/// name and contact on the status card, in the reader's language, not the local directory's),
+/// each push is in its recipient's language (the patient's is Arabic, the coordinator's
+/// English, an unknown specialist's English), and each person is looked up once however many
+/// pushes and views name them (the cache). Nothing of them reaches the server's log.
+#[tokio::test]
+async fn people_come_from_the_profiles_service_once_each_and_pushes_use_their_language() {
+    let platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    let (case_id, _) = api.paid(&platform, &catalog).await;
+    api.ok(
+        "/pro/assign-doctor",
+        C1,
+        json!({"case_id": case_id, "doctor_ids": [S1]}),
+    )
+    .await;
+    api.wait_status(&case_id, "doctors_assigned").await;
+
+    for (lang, name) in [("en", C1_NAME_EN), ("ar", C1_NAME_AR)] {
+        let reply = api
+            .server
+            .post_with(
+                "/app/review-case-details",
+                Some(&api.tokens[PATIENT]),
+                Some(&json!({"case_id": case_id}).to_string()),
+                &[("lang", lang)],
+            )
+            .await;
+        reply.assert(200, 1000);
+        let card = &reply.body["data"]["card"];
+        assert_eq!(card["coordinator"]["name"], name, "{card}");
+        assert_eq!(card["coordinator"]["phone"], C1_PHONE, "{card}");
+        assert!(card["message"].as_str().unwrap().contains(name), "{card}");
+    }
+    let listed = api.ok("/app/list-cases", PATIENT, json!({})).await;
+    let item = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["case_id"] == case_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(item["card"]["coordinator"]["name"], C1_NAME_EN, "{item}");
+    api.drained().await;
+
+    // Every push in its recipient's language: Arabic for the patient, English for the others.
+    let pushes = platform.pushes();
+    let mut languages: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    for push in &pushes {
+        let to = push["to"]["user_id"]
+            .as_str()
+            .unwrap_or("role:admin")
+            .to_owned();
+        let lang = push["language"].as_str().unwrap().to_owned();
+        let kind: NotificationKind = serde_json::from_value(push["data"]["kind"].clone()).unwrap();
+        let reference = push["data"]["case_reference"].as_str().unwrap();
+        let expected = kind.text_in(if lang == "ar" { Lang::Ar } else { Lang::En }, reference);
+        assert_eq!(
+            (&push["title"], &push["body"]),
+            (&json!(expected.0), &json!(expected.1))
+        );
+        languages.entry(to).or_default().insert(lang);
+    }
+    let one = |l: &str| HashSet::from([l.to_owned()]);
+    assert_eq!(languages[PATIENT], one("ar"));
+    assert_eq!(languages[C1], one("en"));
+    assert_eq!(languages[S1], one("en"));
+    assert_eq!(languages["role:admin"], one("en"));
+    let patient_pushes = pushes
+        .iter()
+        .filter(|p| p["to"]["user_id"] == PATIENT)
+        .count();
+    assert!(patient_pushes >= 3, "{pushes:?}");
+    assert_no_health_information(&pushes);
+
+    // One look-up per person, for all those pushes and views.
+    let mut asked: HashMap<String, usize> = HashMap::new();
+    for seen in platform
+        .profiles
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET")
+    {
+        *asked.entry(seen.path.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        asked,
+        HashMap::from([
+            (format!("/v1/users/{PATIENT}"), 1),
+            (format!("/v1/users/{C1}"), 1),
+            (format!("/v1/users/{S1}"), 1),
+        ])
+    );
+    let logs = api.server.logs();
+    for secret in [PATIENT_NAME, "ليلى حداد", C1_NAME_EN, C1_NAME_AR, C1_PHONE] {
+        assert!(!logs.contains(secret), "{secret:?} in the server log");
+    }
+    let (status, _) = api.server.terminate();
+    assert!(status.success());
+}
+
 /// SPEC §5: a refund the platform does not make is `refund_failed`, shown to admins on the case
 /// (payment and timeline), in their inbox and by push. A decline (`{status: "failed"}`) is
 /// retried with backoff and may still go through; a 4xx is final: the outbox row turns
@@ -812,13 +925,19 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins() {
         .await;
         let case = api.details(case_id).await;
         assert_eq!(case["status"], "cancelled");
-        assert!(timeline(&case).contains(&"refund_failed".to_owned()), "{case}");
+        assert!(
+            timeline(&case).contains(&"refund_failed".to_owned()),
+            "{case}"
+        );
         let inbox = api
             .ok("/admin/list-notifications", ADMIN, json!({"size": 100}))
             .await;
         assert!(
-            inbox.as_array().unwrap().iter().any(|n| n["case_id"] == case_id.as_str()
-                && n["kind"] == "refund_failed"),
+            inbox
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["case_id"] == case_id.as_str() && n["kind"] == "refund_failed"),
             "{inbox}"
         );
     }
@@ -836,7 +955,11 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins() {
         .filter(|s| s.path == refunds(&declined_ref))
         .collect::<Vec<_>>();
     assert_eq!(tried.len(), 2, "{tried:?}");
-    assert!(tried.iter().all(|s| s.key == Some(format!("refund:{declined_ref}"))));
+    assert!(
+        tried
+            .iter()
+            .all(|s| s.key == Some(format!("refund:{declined_ref}")))
+    );
     assert_eq!(
         timeline(&api.details(&declined).await)
             .into_iter()
@@ -851,7 +974,10 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins() {
         .iter()
         .find(|r| r["case_id"] == rejected.as_str() && r["kind"] == "refund")
         .unwrap();
-    assert_eq!((&row["status"], &row["attempts"]), (&json!("failed"), &json!(1)));
+    assert_eq!(
+        (&row["status"], &row["attempts"]),
+        (&json!("failed"), &json!(1))
+    );
     assert!(
         row["last_error"].as_str().unwrap().contains("HTTP 422"),
         "{row}"
@@ -913,7 +1039,9 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer() {
         200,
         json!({"status": "failed"}),
     );
-    let early = api.ok("/scheduler/run-reconciliation", ADMIN, json!({})).await;
+    let early = api
+        .ok("/scheduler/run-reconciliation", ADMIN, json!({}))
+        .await;
     assert_eq!(early, json!({"checked": 0, "changed": 0}));
     assert!(platform.payments.ok("GET", "/v1/payments/").is_empty());
     let (status, _) = api.server.terminate();
@@ -928,7 +1056,9 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer() {
         &[("SOP_CLOCK_OFFSET_SECONDS", "3700".to_owned())],
     )
     .await;
-    let run = api.ok("/scheduler/run-reconciliation", ADMIN, json!({})).await;
+    let run = api
+        .ok("/scheduler/run-reconciliation", ADMIN, json!({}))
+        .await;
     assert_eq!(run, json!({"checked": 3, "changed": 2}));
     let asked: HashSet<String> = platform
         .payments
@@ -963,10 +1093,15 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer() {
         after_payment(&succeeded),
         pairs(&[(C1, "payment_successful"), (PATIENT, "payment_successful")])
     );
-    assert_eq!(after_payment(&failed), pairs(&[(PATIENT, "payment_failed")]));
+    assert_eq!(
+        after_payment(&failed),
+        pairs(&[(PATIENT, "payment_failed")])
+    );
     assert!(after_payment(&pending).is_empty());
     // Asking again changes nothing more (the pending one is asked again, and still pending).
-    let again = api.ok("/scheduler/run-reconciliation", ADMIN, json!({})).await;
+    let again = api
+        .ok("/scheduler/run-reconciliation", ADMIN, json!({}))
+        .await;
     assert_eq!(again, json!({"checked": 1, "changed": 0}));
 }
 
@@ -1189,50 +1324,78 @@ async fn callbacks_are_verified_and_each_has_its_spec_outcome() {
 // ---------------------------------------------------------------------------------------------
 // Two instances on one PostgreSQL.
 
-/// Many drafts left for over a day, two server processes on one database running the jobs at
-/// the same time (their own timers every second and the HTTP trigger on both at once): each
-/// patient is reminded exactly once, in the inbox and by push. (A change made through one
-/// instance reaching a device connected to the other is `live::a_change_made_through_
-/// instance_a_wakes_a_device_on_b_which_pulls_it_from_b`.)
+/// Many drafts left for over a day and many paid cases past their due date, two server
+/// processes on one database running both jobs at the same time (their own timers every second,
+/// and the HTTP triggers of both jobs on both instances at once): each patient is reminded
+/// exactly once, and each overdue case alerts its coordinator and every specialist who has not
+/// submitted exactly once — in the inbox and by push. (A change made through one instance
+/// reaching a device connected to the other is `live::a_change_made_through_instance_a_wakes_a_
+/// device_on_b_which_pulls_it_from_b`.)
 #[tokio::test]
-async fn two_instances_send_every_draft_reminder_exactly_once() {
-    const DRAFTS: usize = 40;
+async fn two_instances_send_every_reminder_and_overdue_alert_exactly_once() {
+    const DRAFTS: usize = 30;
+    const OVERDUE: usize = 16;
     let pg = TestPg::create().await;
     let platform = Platform::start().await;
     let dir_a = tempfile::tempdir().unwrap();
     let mut drafts = Vec::new();
+    // (case id, who must be alerted)
+    let mut overdue: Vec<(String, Vec<&str>)> = Vec::new();
     {
         let setup = start_server(dir_a.path(), &platform, Some(pg.url.clone()), &[]).await;
         let catalog = setup.catalog().await;
         for _ in 0..DRAFTS {
             drafts.push(setup.case(&catalog, false).await);
         }
+        // Half are paid only (the coordinator is alerted), half have a specialist who has not
+        // submitted (both are alerted). Due in 7 days (the review type's SLA).
+        for i in 0..OVERDUE {
+            let (case_id, _) = setup.paid(&platform, &catalog).await;
+            if i % 2 == 0 {
+                setup
+                    .ok(
+                        "/pro/assign-doctor",
+                        C1,
+                        json!({"case_id": case_id, "doctor_ids": [S1]}),
+                    )
+                    .await;
+                overdue.push((case_id, vec![C1, S1]));
+            } else {
+                overdue.push((case_id, vec![C1]));
+            }
+        }
+        setup.drained().await;
         let (status, _) = setup.server.terminate();
         assert!(status.success());
     }
-    // Both instances live 25 hours later and run their jobs every second.
+    let pushed_before = platform.pushes().len();
+
+    // Both instances live 8 days later and run their jobs every second.
     let later = [
-        ("SOP_CLOCK_OFFSET_SECONDS", (25 * 3600).to_string()),
+        ("SOP_CLOCK_OFFSET_SECONDS", (8 * 24 * 3600).to_string()),
         ("SOP_JOBS_EVERY_SECONDS", "1".to_owned()),
     ];
     let a = start_server(dir_a.path(), &platform, Some(pg.url.clone()), &later).await;
     // B shares A's data directory (its signing key); the data itself is in PostgreSQL.
     let b = start_server(dir_a.path(), &platform, Some(pg.url.clone()), &later).await;
-    let (ra, rb) = tokio::join!(
+    let (ra, rb, oa, ob) = tokio::join!(
         a.post("/scheduler/run-draft-reminders", ADMIN, json!({})),
         b.post("/scheduler/run-draft-reminders", ADMIN, json!({})),
+        a.post("/scheduler/run-overdue-alerts", ADMIN, json!({})),
+        b.post("/scheduler/run-overdue-alerts", ADMIN, json!({})),
     );
-    ra.assert(200, 1000);
-    rb.assert(200, 1000);
+    for reply in [&ra, &rb, &oa, &ob] {
+        reply.assert(200, 1000);
+    }
 
-    let reminded = |pushes: &[Value]| {
-        pushes
-            .iter()
-            .filter(|p| p["data"]["kind"] == "draft_reminder")
-            .count()
-    };
-    eventually("every reminder pushed", || async {
-        (reminded(&platform.pushes()) >= DRAFTS).then_some(())
+    let alerts_expected: usize = overdue.iter().map(|(_, to)| to.len()).sum();
+    let count =
+        |pushes: &[Value], kind: &str| pushes.iter().filter(|p| p["data"]["kind"] == kind).count();
+    eventually("every reminder and alert pushed", || async {
+        let pushes = platform.pushes();
+        (count(&pushes, "draft_reminder") >= DRAFTS
+            && count(&pushes, "overdue_report") >= alerts_expected)
+            .then_some(())
     })
     .await;
     // Let both timers run a few more times.
@@ -1240,7 +1403,10 @@ async fn two_instances_send_every_draft_reminder_exactly_once() {
     a.drained().await;
 
     let pushes = platform.pushes();
-    assert_eq!(reminded(&pushes), DRAFTS);
+    assert_eq!(count(&pushes, "draft_reminder"), DRAFTS);
+    assert_eq!(count(&pushes, "overdue_report"), alerts_expected);
+    // Nothing else was pushed by the jobs.
+    assert_eq!(pushes.len() - pushed_before, DRAFTS + alerts_expected);
     for case_id in &drafts {
         assert_eq!(
             push_kinds(&pushes, case_id),
@@ -1248,14 +1414,51 @@ async fn two_instances_send_every_draft_reminder_exactly_once() {
             "{case_id}"
         );
     }
+    for (case_id, to) in &overdue {
+        let alerted: Vec<(String, String)> = push_kinds(&pushes, case_id)
+            .into_iter()
+            .filter(|(_, kind)| kind == "overdue_report")
+            .collect();
+        let expected: Vec<(&str, &str)> = to.iter().map(|d| (*d, "overdue_report")).collect();
+        assert_eq!(alerted, pairs(&expected), "{case_id}");
+    }
     assert!(platform.push.effects().values().all(|n| *n == 1));
+    assert_no_health_information(&pushes);
+
+    // The inbox holds the same, once each; each case's "sent" mark is set.
     let mut db = pg.connect().await;
-    let stored: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE kind = 'draft_reminder'")
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
-    assert_eq!(stored, DRAFTS as i64);
+    let stored: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT kind, recipient, COUNT(*) FROM notifications \
+         WHERE kind IN ('draft_reminder', 'overdue_report') \
+         GROUP BY kind, recipient, case_id ORDER BY kind, recipient",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert!(stored.iter().all(|(_, _, n)| *n == 1), "{stored:?}");
+    let of_kind = |kind: &str| stored.iter().filter(|(k, _, _)| k == kind).count();
+    assert_eq!(of_kind("draft_reminder"), DRAFTS);
+    assert_eq!(of_kind("overdue_report"), alerts_expected);
+    let to_specialist = stored
+        .iter()
+        .filter(|(k, r, _)| k == "overdue_report" && r == S1)
+        .count();
+    assert_eq!(to_specialist, OVERDUE / 2);
+    let marked: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases WHERE state->>'overdue_alert_sent_at' IS NOT NULL",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(marked, OVERDUE as i64);
+    // One "sent" event per case in its history, whichever instance won.
+    let events: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM case_events WHERE event->>'event' = 'overdue_alert_sent'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(events, OVERDUE as i64);
     drop(a);
     drop(b);
 }
