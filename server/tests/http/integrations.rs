@@ -462,16 +462,22 @@ impl Api {
         .await;
     }
 
-    /// A case paid through a signed success callback: (case id, payment reference).
-    async fn paid(&self, platform: &Platform, catalog: &(String, String)) -> (String, String) {
-        let (case_id, reference) = self.awaiting_payment(platform, catalog).await;
+    /// Posts the platform's properly signed result (`success` or `failure`, the full price) for
+    /// attempt `reference`, and expects it accepted.
+    async fn report(&self, reference: &str, status: &str) {
         self.callback(
-            &result_body(&reference, "success", PRICE),
+            &result_body(reference, status, PRICE),
             WEBHOOK_SECRET,
             now_unix(),
         )
         .await
         .assert(200, 1000);
+    }
+
+    /// A case paid through a signed success callback: (case id, payment reference).
+    async fn paid(&self, platform: &Platform, catalog: &(String, String)) -> (String, String) {
+        let (case_id, reference) = self.awaiting_payment(platform, catalog).await;
+        self.report(&reference, "success").await;
         self.wait_status(&case_id, "payment_successful").await;
         (case_id, reference)
     }
@@ -503,6 +509,16 @@ impl Api {
         })
         .await
     }
+}
+
+/// The stubs, and a server on SQLite in a fresh data directory, pointed at them, with the
+/// catalog saved.
+async fn with_stubs() -> (Platform, tempfile::TempDir, Api, (String, String)) {
+    let platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let catalog = api.catalog().await;
+    (platform, dir, api, catalog)
 }
 
 fn reference_of(case_id: &str) -> String {
@@ -608,10 +624,7 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_case_life_sends_exactly_these_requests_and_a_cancelled_paid_case_is_refunded() {
-    let platform = Platform::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
-    let catalog = api.catalog().await;
+    let (platform, _dir, api, catalog) = with_stubs().await;
     let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
 
     let paid = api
@@ -746,19 +759,8 @@ async fn a_case_life_sends_exactly_these_requests_and_a_cancelled_paid_case_is_r
 
 #[tokio::test]
 async fn a_rejected_paid_case_is_refunded() {
-    let platform = Platform::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
-    let catalog = api.catalog().await;
-    let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
-    api.callback(
-        &result_body(&reference, "success", PRICE),
-        WEBHOOK_SECRET,
-        now_unix(),
-    )
-    .await
-    .assert(200, 1000);
-    api.wait_status(&case_id, "payment_successful").await;
+    let (platform, _dir, api, catalog) = with_stubs().await;
+    let (case_id, reference) = api.paid(&platform, &catalog).await;
     api.ok(
         "/admin/reject-case",
         ADMIN,
@@ -777,17 +779,16 @@ async fn a_rejected_paid_case_is_refunded() {
     assert_no_health_information(&platform.pushes());
 }
 
-/// SPEC §3.4, §7, §9: the people on cards come from the profiles service (the coordinator's
-/// name and contact on the status card, in the reader's language, not the local directory's),
-/// each push is in its recipient's language (the patient's is Arabic, the coordinator's
-/// English, an unknown specialist's English), and each person is looked up once however many
-/// pushes and views name them (the cache). Nothing of them reaches the server's log.
+/// A case's whole life to its report (SPEC §3.4, §5, §7, §9): exactly these pushes and platform
+/// calls. The people on cards come from the profiles service (the coordinator's name and
+/// contact on the status card, in the reader's language, not the local directory's), each push
+/// is in its recipient's language (the patient's is Arabic, the coordinator's English, an
+/// unknown specialist's English), and each person is looked up once however many pushes and
+/// views name them (the cache). Nothing of them reaches the server's log.
 #[tokio::test]
-async fn people_come_from_the_profiles_service_once_each_and_pushes_use_their_language() {
-    let platform = Platform::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
-    let catalog = api.catalog().await;
+async fn a_completed_case_life_pushes_each_event_in_its_recipients_language_asking_for_each_person_once()
+ {
+    let (platform, _dir, api, catalog) = with_stubs().await;
     let (case_id, _) = api.paid(&platform, &catalog).await;
     api.ok(
         "/pro/assign-doctor",
@@ -822,7 +823,59 @@ async fn people_come_from_the_profiles_service_once_each_and_pushes_use_their_la
         .unwrap()
         .clone();
     assert_eq!(item["card"]["coordinator"]["name"], C1_NAME_EN, "{item}");
+
+    // The specialist's opinion, the coordinator's summary, then the report.
+    api.ok(
+        "/pro/save-opinion",
+        S1,
+        json!({"case_id": case_id, "summary": "Agree with the biopsy reading", "concordance": "agrees"}),
+    )
+    .await;
+    api.ok("/pro/submit-opinion", S1, json!({"case_id": case_id}))
+        .await;
+    api.ok(
+        "/pro/save-summary",
+        C1,
+        json!({"case_id": case_id, "summary": "Surgery is not needed now"}),
+    )
+    .await;
+    let completed = api
+        .ok("/pro/submit-summary", C1, json!({"case_id": case_id}))
+        .await;
+    assert_eq!(completed["status"], "completed");
+    eventually("the report-ready pushes", || async {
+        let ready = push_kinds(&platform.pushes(), &case_id)
+            .into_iter()
+            .filter(|(_, kind)| kind == "report_ready")
+            .count();
+        (ready == 2).then_some(())
+    })
+    .await;
     api.drained().await;
+    assert_eq!(
+        push_kinds(&platform.pushes(), &case_id),
+        pairs(&[
+            ("role:admin", "case_submitted"),
+            (C1, "coordinator_assigned"),
+            (PATIENT, "coordinator_assigned"),
+            (C1, "payment_successful"),
+            (PATIENT, "payment_successful"),
+            (S1, "doctors_assigned"),
+            (PATIENT, "doctors_assigned"),
+            (C1, "opinion_submitted"),
+            (C1, "report_ready"),
+            (PATIENT, "report_ready"),
+        ])
+    );
+    // The platform was asked for the payment once, nothing else; one invoice.
+    let paths: Vec<(String, String)> = platform
+        .payments
+        .seen()
+        .into_iter()
+        .map(|s| (s.method, s.path))
+        .collect();
+    assert_eq!(paths, [("POST".to_owned(), "/v1/payments".to_owned())]);
+    assert_eq!(platform.profiles.ok("POST", "/v1/invoices").len(), 1);
 
     // Every push in its recipient's language: Arabic for the patient, English for the others.
     let pushes = platform.pushes();
@@ -880,16 +933,80 @@ async fn people_come_from_the_profiles_service_once_each_and_pushes_use_their_la
     assert!(status.success());
 }
 
+/// SPEC §5: once a retry (T8) opened a newer attempt, a success for the older one is recorded
+/// and refunded, with no transition; the newer attempt then pays the case. One invoice, for the
+/// attempt that paid.
+#[tokio::test]
+async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays() {
+    let (platform, _dir, api, catalog) = with_stubs().await;
+    let (case_id, first) = api.awaiting_payment(&platform, &catalog).await;
+    api.report(&first, "failure").await;
+    api.wait_status(&case_id, "payment_failed").await;
+    let retried = api
+        .ok("/app/retry-payment", PATIENT, json!({"case_id": case_id}))
+        .await;
+    let second = retried["payment_id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    eventually("the second attempt at the platform", || async {
+        let created = platform.payments.ok("POST", "/v1/payments");
+        created
+            .iter()
+            .any(|s| s.body["reference"] == second.as_str())
+            .then_some(())
+    })
+    .await;
+    api.wait_status(&case_id, "awaiting_payment").await;
+
+    // The payer had paid the first link after all.
+    let late = api
+        .callback(
+            &result_body(&first, "success", PRICE),
+            WEBHOOK_SECRET,
+            now_unix(),
+        )
+        .await;
+    late.assert(200, 1000);
+    eventually("the refund of the superseded attempt", || async {
+        let refunds = platform
+            .payments
+            .ok("POST", &format!("/v1/payments/{first}/refunds"));
+        (refunds.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(api.status(&case_id).await, "awaiting_payment");
+    api.report(&second, "success").await;
+    api.wait_status(&case_id, "payment_successful").await;
+    api.drained().await;
+
+    let refunds: Vec<Seen> = platform
+        .payments
+        .ok("POST", "/v1/payments/")
+        .into_iter()
+        .filter(|s| s.path.ends_with("/refunds"))
+        .collect();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0].path, format!("/v1/payments/{first}/refunds"));
+    assert_eq!(refunds[0].key, Some(format!("refund:{first}")));
+    let invoices = platform.profiles.ok("POST", "/v1/invoices");
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0].key, Some(format!("invoice:{second}")));
+    let paid: Vec<(String, String)> = push_kinds(&platform.pushes(), &case_id)
+        .into_iter()
+        .filter(|(_, kind)| kind == "payment_successful")
+        .collect();
+    assert_eq!(
+        paid,
+        pairs(&[(C1, "payment_successful"), (PATIENT, "payment_successful")])
+    );
+}
+
 /// SPEC §5: a refund the platform does not make is `refund_failed`, shown to admins on the case
 /// (payment and timeline), in their inbox and by push. A decline (`{status: "failed"}`) is
 /// retried with backoff and may still go through; a 4xx is final: the outbox row turns
 /// `failed` at once and is not repeated (`docs/adr/0007-platform-clients.md`).
 #[tokio::test]
 async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins() {
-    let platform = Platform::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
-    let catalog = api.catalog().await;
+    let (platform, _dir, api, catalog) = with_stubs().await;
     let (declined, declined_ref) = api.paid(&platform, &catalog).await;
     let (rejected, rejected_ref) = api.paid(&platform, &catalog).await;
     let refunds = |reference: &str| format!("/v1/payments/{reference}/refunds");
@@ -1020,10 +1137,7 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins() {
 /// asked. The server is restarted in between, with the payments pending.
 #[tokio::test]
 async fn reconciliation_asks_the_platform_and_applies_each_answer() {
-    let platform = Platform::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
-    let catalog = api.catalog().await;
+    let (platform, dir, api, catalog) = with_stubs().await;
     let (succeeded, succeeded_ref) = api.awaiting_payment(&platform, &catalog).await;
     let (failed, failed_ref) = api.awaiting_payment(&platform, &catalog).await;
     let (pending, pending_ref) = api.awaiting_payment(&platform, &catalog).await;
@@ -1120,13 +1234,7 @@ async fn failed_and_timed_out_calls_are_retried_with_their_keys_and_the_outbox_d
     let catalog = api.catalog().await;
     let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
     platform.profiles.fail_next("/v1/invoices", &[Fault::Error]);
-    api.callback(
-        &result_body(&reference, "success", PRICE),
-        WEBHOOK_SECRET,
-        now_unix(),
-    )
-    .await
-    .assert(200, 1000);
+    api.report(&reference, "success").await;
     api.wait_status(&case_id, "payment_successful").await;
     let rows = api.drained().await;
 
@@ -1231,10 +1339,7 @@ async fn pending_deliveries_survive_a_restart_and_drain_when_the_service_recover
 
 #[tokio::test]
 async fn callbacks_are_verified_and_each_has_its_spec_outcome() {
-    let platform = Platform::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
-    let catalog = api.catalog().await;
+    let (platform, _dir, api, catalog) = with_stubs().await;
     let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
     let success = result_body(&reference, "success", PRICE);
 
@@ -1284,13 +1389,7 @@ async fn callbacks_are_verified_and_each_has_its_spec_outcome() {
     recorded.assert(200, 1000);
     assert_eq!(recorded.body["data"]["result"], "recorded");
     // Out of order: a failure, then the success that really happened (late success) → paid.
-    api.callback(
-        &result_body(&reference, "failure", PRICE),
-        WEBHOOK_SECRET,
-        now_unix(),
-    )
-    .await
-    .assert(200, 1000);
+    api.report(&reference, "failure").await;
     api.wait_status(&case_id, "payment_failed").await;
     let late = api.callback(&success, WEBHOOK_SECRET, now_unix()).await;
     late.assert(200, 1000);
