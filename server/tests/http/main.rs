@@ -14,6 +14,7 @@ mod authz;
 mod basics;
 mod case_flow;
 mod cli;
+mod device;
 mod e2e;
 mod in_process;
 mod integrations;
