@@ -511,12 +511,14 @@ impl Api {
     }
 }
 
-/// The stubs, and a server on SQLite in a fresh data directory, pointed at them, with the
-/// catalog saved.
-async fn with_stubs() -> (Platform, tempfile::TempDir, Api, (String, String)) {
+/// The stubs, and a server pointed at them (on `database_url`, else SQLite in its fresh data
+/// directory), with the catalog saved.
+async fn with_stubs(
+    database_url: Option<String>,
+) -> (Platform, tempfile::TempDir, Api, (String, String)) {
     let platform = Platform::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let api = start_server(dir.path(), &platform, database_url, &[]).await;
     let catalog = api.catalog().await;
     (platform, dir, api, catalog)
 }
@@ -624,7 +626,7 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_case_life_sends_exactly_these_requests_and_a_cancelled_paid_case_is_refunded() {
-    let (platform, _dir, api, catalog) = with_stubs().await;
+    let (platform, _dir, api, catalog) = with_stubs(None).await;
     let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
 
     let paid = api
@@ -759,7 +761,7 @@ async fn a_case_life_sends_exactly_these_requests_and_a_cancelled_paid_case_is_r
 
 #[tokio::test]
 async fn a_rejected_paid_case_is_refunded() {
-    let (platform, _dir, api, catalog) = with_stubs().await;
+    let (platform, _dir, api, catalog) = with_stubs(None).await;
     let (case_id, reference) = api.paid(&platform, &catalog).await;
     api.ok(
         "/admin/reject-case",
@@ -785,10 +787,10 @@ async fn a_rejected_paid_case_is_refunded() {
 /// is in its recipient's language (the patient's is Arabic, the coordinator's English, an
 /// unknown specialist's English), and each person is looked up once however many pushes and
 /// views name them (the cache). Nothing of them reaches the server's log.
-#[tokio::test]
-async fn a_completed_case_life_pushes_each_event_in_its_recipients_language_asking_for_each_person_once()
- {
-    let (platform, _dir, api, catalog) = with_stubs().await;
+async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once(
+    database_url: Option<String>,
+) {
+    let (platform, _dir, api, catalog) = with_stubs(database_url).await;
     let (case_id, _) = api.paid(&platform, &catalog).await;
     api.ok(
         "/pro/assign-doctor",
@@ -933,12 +935,25 @@ async fn a_completed_case_life_pushes_each_event_in_its_recipients_language_aski
     assert!(status.success());
 }
 
+#[tokio::test]
+async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once_on_sqlite() {
+    a_completed_case_life_pushes_in_each_language_asking_each_person_once(None).await;
+}
+
+#[tokio::test]
+async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once_on_postgres() {
+    let pg = TestPg::create().await;
+    a_completed_case_life_pushes_in_each_language_asking_each_person_once(Some(pg.url.clone()))
+        .await;
+}
+
 /// SPEC §5: once a retry (T8) opened a newer attempt, a success for the older one is recorded
 /// and refunded, with no transition; the newer attempt then pays the case. One invoice, for the
 /// attempt that paid.
-#[tokio::test]
-async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays() {
-    let (platform, _dir, api, catalog) = with_stubs().await;
+async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays(
+    database_url: Option<String>,
+) {
+    let (platform, _dir, api, catalog) = with_stubs(database_url).await;
     let (case_id, first) = api.awaiting_payment(&platform, &catalog).await;
     api.report(&first, "failure").await;
     api.wait_status(&case_id, "payment_failed").await;
@@ -1000,13 +1015,26 @@ async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pa
     );
 }
 
+#[tokio::test]
+async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays_on_sqlite() {
+    a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays(None).await;
+}
+
+#[tokio::test]
+async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays_on_postgres() {
+    let pg = TestPg::create().await;
+    a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays(Some(pg.url.clone()))
+        .await;
+}
+
 /// SPEC §5: a refund the platform does not make is `refund_failed`, shown to admins on the case
 /// (payment and timeline), in their inbox and by push. A decline (`{status: "failed"}`) is
 /// retried with backoff and may still go through; a 4xx is final: the outbox row turns
 /// `failed` at once and is not repeated (`docs/adr/0007-platform-clients.md`).
-#[tokio::test]
-async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins() {
-    let (platform, _dir, api, catalog) = with_stubs().await;
+async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins(
+    database_url: Option<String>,
+) {
+    let (platform, _dir, api, catalog) = with_stubs(database_url).await;
     let (declined, declined_ref) = api.paid(&platform, &catalog).await;
     let (rejected, rejected_ref) = api.paid(&platform, &catalog).await;
     let refunds = |reference: &str| format!("/v1/payments/{reference}/refunds");
@@ -1131,13 +1159,23 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins() {
     assert_no_health_information(&pushes);
 }
 
+#[tokio::test]
+async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins_on_sqlite() {
+    refunds_the_platform_declines_or_rejects_are_shown_to_admins(None).await;
+}
+
+#[tokio::test]
+async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins_on_postgres() {
+    let pg = TestPg::create().await;
+    refunds_the_platform_declines_or_rejects_are_shown_to_admins(Some(pg.url.clone())).await;
+}
+
 /// SPEC §5: payments pending for over an hour are looked up on the platform over HTTP. A
 /// success there follows the payment-succeeded rules (paid, invoice, notices), a failure the
 /// payment-failed ones, a payment still pending is left alone; before the hour nothing is
 /// asked. The server is restarted in between, with the payments pending.
-#[tokio::test]
-async fn reconciliation_asks_the_platform_and_applies_each_answer() {
-    let (platform, dir, api, catalog) = with_stubs().await;
+async fn reconciliation_asks_the_platform_and_applies_each_answer(database_url: Option<String>) {
+    let (platform, dir, api, catalog) = with_stubs(database_url.clone()).await;
     let (succeeded, succeeded_ref) = api.awaiting_payment(&platform, &catalog).await;
     let (failed, failed_ref) = api.awaiting_payment(&platform, &catalog).await;
     let (pending, pending_ref) = api.awaiting_payment(&platform, &catalog).await;
@@ -1166,7 +1204,7 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer() {
     let api = start_server(
         dir.path(),
         &platform,
-        None,
+        database_url.clone(),
         &[("SOP_CLOCK_OFFSET_SECONDS", "3700".to_owned())],
     )
     .await;
@@ -1217,6 +1255,17 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer() {
         .ok("/scheduler/run-reconciliation", ADMIN, json!({}))
         .await;
     assert_eq!(again, json!({"checked": 1, "changed": 0}));
+}
+
+#[tokio::test]
+async fn reconciliation_asks_the_platform_and_applies_each_answer_on_sqlite() {
+    reconciliation_asks_the_platform_and_applies_each_answer(None).await;
+}
+
+#[tokio::test]
+async fn reconciliation_asks_the_platform_and_applies_each_answer_on_postgres() {
+    let pg = TestPg::create().await;
+    reconciliation_asks_the_platform_and_applies_each_answer(Some(pg.url.clone())).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1339,7 +1388,7 @@ async fn pending_deliveries_survive_a_restart_and_drain_when_the_service_recover
 
 #[tokio::test]
 async fn callbacks_are_verified_and_each_has_its_spec_outcome() {
-    let (platform, _dir, api, catalog) = with_stubs().await;
+    let (platform, _dir, api, catalog) = with_stubs(None).await;
     let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
     let success = result_body(&reference, "success", PRICE);
 
