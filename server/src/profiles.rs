@@ -37,6 +37,9 @@ pub const CACHE_TTL: Duration = Duration::from_secs(10 * 60);
 pub const UNKNOWN_TTL: Duration = Duration::from_secs(60);
 /// The most people kept; past it, expired entries go first, then everything.
 const CACHE_MAX: usize = 10_000;
+/// How long a view waits for the profiles service before it shows the local directory instead
+/// (shorter than the outbox's call timeout: someone is looking at the screen).
+pub const VIEW_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A person's details as the profiles service knows them. `Debug` shows the id and language
 /// only: names and contact details are personal data and stay out of logs.
@@ -181,8 +184,9 @@ pub trait Profiles: Send + Sync + std::fmt::Debug {
 /// The directory entry of doctor `doctor_id` as cards and views show it (SPEC §3.4: the
 /// coordinator's name and contact): the local directory's entry (which holds the specialties),
 /// with the name, phone and email of the profiles service when one is configured. When the
-/// service does not answer, the local entry is shown: a view is not refused because the
-/// profiles service is down. `None` when neither knows the doctor.
+/// service does not answer within [`VIEW_LOOKUP_TIMEOUT`], the local entry is shown: a view is
+/// not refused or held up because the profiles service is down. `None` when neither knows the
+/// doctor.
 pub async fn doctor_profile(
     state: &AppState,
     doctor_id: &str,
@@ -191,10 +195,15 @@ pub async fn doctor_profile(
     if state.profiles.is_local() {
         return Ok(local);
     }
-    let person = match state.profiles.person(doctor_id).await {
-        Ok(person) => person,
-        Err(e) => {
+    let asked = tokio::time::timeout(VIEW_LOOKUP_TIMEOUT, state.profiles.person(doctor_id)).await;
+    let person = match asked {
+        Ok(Ok(person)) => person,
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "profiles: no answer for a doctor; the local directory is shown");
+            return Ok(local);
+        }
+        Err(_) => {
+            tracing::warn!("profiles: a doctor's look-up is slow; the local directory is shown");
             return Ok(local);
         }
     };

@@ -16,9 +16,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use sop_core::catalog::DoctorProfile;
 use sop_core::event::NotificationKind;
+use sop_core::ids::UserId;
 use sop_core::lang::Lang;
+use sop_server::outbound::Service;
 use sop_server::payments::signature;
+use sop_server::profiles;
+use sop_server::store::AuditMeta;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -1266,6 +1271,87 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer_on_sqlite() {
 async fn reconciliation_asks_the_platform_and_applies_each_answer_on_postgres() {
     let pg = TestPg::create().await;
     reconciliation_asks_the_platform_and_applies_each_answer(Some(pg.url.clone())).await;
+}
+
+/// The profiles client in process. Standalone, the local directory answers (doctors by name in
+/// either language; patients unknown). Over HTTP, a service that is down or hangs past
+/// [`profiles::VIEW_LOOKUP_TIMEOUT`] does not hold up or fail a view: the local entry is shown;
+/// failures are not cached, so the service's answer shows as soon as it is back.
+#[tokio::test]
+async fn doctor_names_come_from_the_local_directory_when_the_profiles_service_cannot_answer() {
+    let (state, _key, _dir) = crate::support::in_process().await;
+    let local = DoctorProfile {
+        doctor_id: UserId::new(C1),
+        name_en: "Dr Local".to_owned(),
+        name_ar: "د. محلي".to_owned(),
+        phone: "+966500000001".to_owned(),
+        email: "local@example.org".to_owned(),
+        specialties: Vec::new(),
+    };
+    state
+        .store
+        .save_doctor(&local, &AuditMeta::default(), chrono::Utc::now())
+        .await
+        .unwrap();
+
+    // Standalone: the local tables.
+    assert!(state.profiles.is_local());
+    let name = |lang| state.profiles.display_name(C1, lang);
+    assert_eq!(name(Lang::Ar).await.unwrap().as_deref(), Some("د. محلي"));
+    assert_eq!(name(Lang::En).await.unwrap().as_deref(), Some("Dr Local"));
+    assert_eq!(
+        state
+            .profiles
+            .display_name(PATIENT, Lang::En)
+            .await
+            .unwrap(),
+        None
+    );
+    let card = profiles::doctor_profile(&state, C1).await.unwrap().unwrap();
+    assert_eq!(card, local);
+
+    // Over HTTP, with the service down, then hanging, then back.
+    let stub = Stub::start().await;
+    let service = Service::new(
+        "profiles",
+        stub.url().parse().unwrap(),
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let state = state.with_profiles(Arc::new(profiles::HttpProfiles::new(service)));
+    stub.set_down(true);
+    let shown = profiles::doctor_profile(&state, C1).await.unwrap().unwrap();
+    assert_eq!(shown.name_en, "Dr Local");
+    stub.set_down(false);
+    stub.fail_next("/v1/users", &[Fault::Hang]);
+    let started = Instant::now();
+    let shown = profiles::doctor_profile(&state, C1).await.unwrap().unwrap();
+    assert_eq!(shown.name_en, "Dr Local");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let shown = profiles::doctor_profile(&state, C1).await.unwrap().unwrap();
+    assert_eq!(
+        (shown.name_en.as_str(), shown.phone.as_str()),
+        (C1_NAME_EN, C1_PHONE)
+    );
+    assert_eq!(
+        state
+            .profiles
+            .display_name(C1, Lang::Ar)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(C1_NAME_AR)
+    );
+    // Unknown to the service and to the directory.
+    assert_eq!(
+        profiles::doctor_profile(&state, "EMP404").await.unwrap(),
+        None
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
