@@ -1177,13 +1177,21 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins_on_postgre
 
 /// SPEC §5: payments pending for over an hour are looked up on the platform over HTTP. A
 /// success there follows the payment-succeeded rules (paid, invoice, notices), a failure the
-/// payment-failed ones, a payment still pending is left alone; before the hour nothing is
-/// asked. The server is restarted in between, with the payments pending.
+/// payment-failed ones, a payment still pending is left alone, and a success for another
+/// amount is refused and flagged like such a callback; before the hour nothing is asked. The
+/// server is restarted in between, with the payments pending.
 async fn reconciliation_asks_the_platform_and_applies_each_answer(database_url: Option<String>) {
     let (platform, dir, api, catalog) = with_stubs(database_url.clone()).await;
     let (succeeded, succeeded_ref) = api.awaiting_payment(&platform, &catalog).await;
     let (failed, failed_ref) = api.awaiting_payment(&platform, &catalog).await;
     let (pending, pending_ref) = api.awaiting_payment(&platform, &catalog).await;
+    let (mismatched, mismatched_ref) = api.awaiting_payment(&platform, &catalog).await;
+    platform.payments.answer_with(
+        "GET",
+        &format!("/v1/payments/{mismatched_ref}"),
+        200,
+        json!({"status": "succeeded", "amount": PRICE - 100, "currency": "SAR"}),
+    );
     platform.payments.answer_with(
         "GET",
         &format!("/v1/payments/{succeeded_ref}"),
@@ -1216,7 +1224,7 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer(database_url: 
     let run = api
         .ok("/scheduler/run-reconciliation", ADMIN, json!({}))
         .await;
-    assert_eq!(run, json!({"checked": 3, "changed": 2}));
+    assert_eq!(run, json!({"checked": 4, "changed": 2}));
     let asked: HashSet<String> = platform
         .payments
         .ok("GET", "/v1/payments/")
@@ -1225,7 +1233,7 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer(database_url: 
         .collect();
     assert_eq!(
         asked,
-        [&succeeded_ref, &failed_ref, &pending_ref]
+        [&succeeded_ref, &failed_ref, &pending_ref, &mismatched_ref]
             .iter()
             .map(|r| format!("/v1/payments/{r}"))
             .collect()
@@ -1233,6 +1241,22 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer(database_url: 
     assert_eq!(api.status(&succeeded).await, "payment_successful");
     assert_eq!(api.status(&failed).await, "payment_failed");
     assert_eq!(api.status(&pending).await, "awaiting_payment");
+    assert_eq!(api.status(&mismatched).await, "awaiting_payment");
+    let audit = api
+        .ok(
+            "/admin/audit-log",
+            ADMIN,
+            json!({"case_id": mismatched, "size": 100}),
+        )
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["outcome"] == "refused:amount_mismatch"),
+        "{audit}"
+    );
     api.drained().await;
     // The success created its invoice and told the patient and coordinator; the failure told
     // the patient; the pending one produced nothing.
@@ -1255,11 +1279,12 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer(database_url: 
         pairs(&[(PATIENT, "payment_failed")])
     );
     assert!(after_payment(&pending).is_empty());
-    // Asking again changes nothing more (the pending one is asked again, and still pending).
+    assert!(after_payment(&mismatched).is_empty());
+    // Asking again changes nothing more (the pending and the mismatched are asked again).
     let again = api
         .ok("/scheduler/run-reconciliation", ADMIN, json!({}))
         .await;
-    assert_eq!(again, json!({"checked": 1, "changed": 0}));
+    assert_eq!(again, json!({"checked": 2, "changed": 0}));
 }
 
 #[tokio::test]
@@ -1459,6 +1484,62 @@ async fn pending_deliveries_survive_a_restart_and_drain_when_the_service_recover
     )
     .await;
     api.drained().await;
+    let pushes = platform.pushes();
+    for case_id in &cases {
+        assert_eq!(
+            push_kinds(&pushes, case_id),
+            pairs(&[("role:admin", "case_submitted")])
+        );
+    }
+    assert!(platform.push.effects().values().all(|n| *n == 1));
+}
+
+/// The push service goes down while the server keeps running: the notices are in the in-app
+/// inbox at once, their pushes fail and back off, and once the service is back they all drain
+/// on their own (no restart), each push once with its key.
+#[tokio::test]
+async fn pushes_drain_on_their_own_once_the_push_service_recovers() {
+    let (platform, _dir, api, catalog) = with_stubs(None).await;
+    platform.push.set_down(true);
+    let mut cases = Vec::new();
+    for _ in 0..3 {
+        cases.push(api.case(&catalog, true).await);
+    }
+    let inbox = api
+        .ok("/admin/list-notifications", ADMIN, json!({"size": 100}))
+        .await;
+    for case_id in &cases {
+        assert!(
+            inbox
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["case_id"] == case_id.as_str() && n["kind"] == "case_submitted"),
+            "{inbox}"
+        );
+    }
+    eventually("failed attempts", || async {
+        let failed = platform
+            .push
+            .seen()
+            .iter()
+            .filter(|s| s.answered == 500)
+            .count();
+        (failed >= 3).then_some(())
+    })
+    .await;
+    let rows = api.ok("/admin/outbox", ADMIN, json!({"size": 100})).await;
+    let waiting = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "push" && r["status"] == "pending" && r["last_error"].is_string())
+        .count();
+    assert_eq!(waiting, 3, "{rows}");
+
+    platform.push.set_down(false);
+    let rows = api.drained().await;
+    assert!(rows.iter().all(|r| r["attempts"].as_i64().unwrap() >= 1));
     let pushes = platform.pushes();
     for case_id in &cases {
         assert_eq!(
