@@ -138,7 +138,8 @@ pub async fn visible_case(
 
 /// The details of `case` as `actor` may see them (SPEC §8), with the coordinator's directory
 /// entry for the status card (name and contact from the profiles service when one is
-/// configured: [`crate::profiles::doctor_profile`]).
+/// configured: [`crate::profiles::doctor_profile`]) and, for those who see the patient's
+/// content, the patient's name.
 pub async fn case_details(
     state: &AppState,
     case: &Case,
@@ -149,13 +150,12 @@ pub async fn case_details(
         Some(id) => crate::profiles::doctor_profile(state, id.as_str()).await?,
         None => None,
     };
-    Ok(case_view(
-        case,
-        actor,
-        lang,
-        state.now(),
-        coordinator.as_ref(),
-    ))
+    let mut view = case_view(case, actor, lang, state.now(), coordinator.as_ref());
+    if sop_core::access::can_view(case, actor, &sop_core::access::Resource::PatientContent) {
+        view.patient_name =
+            crate::profiles::name_for_view(state, case.patient_id.as_str(), lang).await;
+    }
+    Ok(view)
 }
 
 /// Audits a read of case details, a document or the report (SPEC §8: every read is audited,

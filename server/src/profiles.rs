@@ -181,6 +181,27 @@ pub trait Profiles: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The name of `user_id` in `lang` for a view, `None` when nobody knows it or the profiles
+/// service does not answer within [`VIEW_LOOKUP_TIMEOUT`] (the view is shown without it).
+pub async fn name_for_view(state: &AppState, user_id: &str, lang: Lang) -> Option<String> {
+    match tokio::time::timeout(
+        VIEW_LOOKUP_TIMEOUT,
+        state.profiles.display_name(user_id, lang),
+    )
+    .await
+    {
+        Ok(Ok(name)) => name,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "profiles: no answer for a name; the view goes without it");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("profiles: a name's look-up is slow; the view goes without it");
+            None
+        }
+    }
+}
+
 /// The directory entry of doctor `doctor_id` as cards and views show it (SPEC §3.4: the
 /// coordinator's name and contact): the local directory's entry (which holds the specialties),
 /// with the name, phone and email of the profiles service when one is configured. When the

@@ -141,6 +141,11 @@ pub struct CaseView {
     pub paid_at: Option<DateTime<Utc>>,
     pub closed_reason: Option<String>,
     pub closed_by: Option<String>,
+    /// The patient's name in the reader's language, from the profiles service, for those who
+    /// see the patient's content; absent standalone (patients have no local record) or when
+    /// the service does not answer. Filled by `api::case_details`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patient_age: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,6 +216,7 @@ pub fn case_view(
         paid_at: case.paid_at,
         closed_reason: case.closed_reason.clone(),
         closed_by: case.closed_by.clone(),
+        patient_name: None,
         patient_age: intake.and_then(|i| i.patient_age),
         patient_gender: intake.and_then(|i| i.patient_gender),
         medical_history: intake.map(|i| i.medical_history.clone()),

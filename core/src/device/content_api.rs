@@ -49,42 +49,46 @@ impl Device {
         edit: impl FnOnce(&mut ContentDoc) -> Result<(), Refusal>,
     ) -> Result<bool> {
         let case_id: CaseId = parse_id("case id", case_id)?;
-        let changed = self.write(|tx| {
-            let case = self
-                .current_case(tx, case_id)?
-                .ok_or_else(|| DeviceError::not_found("case"))?;
-            may_write(&case, &self.actor, &kind)?;
-            let doc_ref = DocRef::new(case_id, kind);
-            let mut row = self.load_doc(tx, &doc_ref)?;
+        let doc_ref = DocRef::new(case_id, kind);
+        let (changed, row) = self.write(|tx| {
+            // The write rule needs the case's status and assignments, not its intake: the
+            // stored local case is enough.
+            let case = rows::case_row(tx, case_id)?
+                .ok_or_else(|| DeviceError::not_found("case"))?
+                .local;
+            may_write(&case, &self.actor, &doc_ref.kind)?;
+            let mut row = self.take_doc(tx, &doc_ref)?;
             let before = row.doc.heads();
             edit(&mut row.doc)?;
             if row.doc.heads() == before {
-                return Ok(false);
+                return Ok((false, row));
             }
             content::validate(&row.doc, &Limits::default())?;
             let now = now();
             rows::put_doc(tx, &doc_ref, &row.doc, &row.server_heads)?;
             rows::queue_change(tx, case_id, doc_ref.doc_id(), now)?;
-            Ok(true)
+            Ok((true, row))
         })?;
+        self.cache_doc(doc_ref.doc_id(), row);
         if changed {
             self.notify(vec![case_id.to_string()]);
         }
         Ok(changed)
     }
 
-    /// Reads a document of a case (`None` if the device has never had it).
-    fn read_doc(&self, case_id: &str, kind: ContentKind) -> Result<Option<ContentDoc>> {
+    /// Reads a document of a case with `f` (`None` if the device has never had it).
+    fn read_doc<T>(
+        &self,
+        case_id: &str,
+        kind: ContentKind,
+        f: impl FnOnce(&ContentDoc) -> Result<T, Refusal>,
+    ) -> Result<Option<T>> {
         let case_id: CaseId = parse_id("case id", case_id)?;
         self.read(|conn| {
-            if super::rows::case_row(conn, case_id)?.is_none() {
+            if !rows::case_exists(conn, case_id)? {
                 return Err(DeviceError::not_found("case"));
             }
-            let doc_ref = DocRef::new(case_id, kind);
-            Ok(
-                rows::doc_row(conn, doc_ref.doc_id(), doc_ref.doc_kind(), &self.doc_actor)?
-                    .map(|r| r.doc),
-            )
+            self.with_doc(conn, &DocRef::new(case_id, kind), f)
         })
     }
 
@@ -94,8 +98,8 @@ impl Device {
 
     /// The intake: the device's document if it has one, else what the case record shows.
     pub fn intake(&self, case_id: String) -> Result<IntakeContent> {
-        let intake = match self.read_doc(&case_id, ContentKind::Intake)? {
-            Some(doc) => content::intake::get(&doc)?,
+        let intake = match self.read_doc(&case_id, ContentKind::Intake, content::intake::get)? {
+            Some(intake) => intake,
             None => {
                 let id: CaseId = parse_id("case id", &case_id)?;
                 self.read(|conn| self.current_case(conn, id))?
@@ -128,10 +132,13 @@ impl Device {
 
     /// The signed-in doctor's notes on a case (empty if none yet).
     pub fn notes(&self, case_id: String) -> Result<String> {
-        match self.read_doc(&case_id, self.my_kind(ContentKind::Notes))? {
-            Some(doc) => Ok(content::notes::get(&doc)?),
-            None => Ok(String::new()),
-        }
+        Ok(self
+            .read_doc(
+                &case_id,
+                self.my_kind(ContentKind::Notes),
+                content::notes::get,
+            )?
+            .unwrap_or_default())
     }
 
     /// Replaces the notes text (stored as a minimal diff).
@@ -143,10 +150,13 @@ impl Device {
     }
 
     fn my_opinion(&self, case_id: &str) -> Result<crate::command::OpinionContent> {
-        match self.read_doc(case_id, self.my_kind(ContentKind::Opinion))? {
-            Some(doc) => Ok(content::opinion::get(&doc)?),
-            None => Ok(crate::command::OpinionContent::default()),
-        }
+        Ok(self
+            .read_doc(
+                case_id,
+                self.my_kind(ContentKind::Opinion),
+                content::opinion::get,
+            )?
+            .unwrap_or_default())
     }
 
     /// The signed-in specialist's opinion draft.
@@ -201,10 +211,9 @@ impl Device {
 
     /// The coordinator's summary draft.
     pub fn summary(&self, case_id: String) -> Result<String> {
-        match self.read_doc(&case_id, ContentKind::Summary)? {
-            Some(doc) => Ok(content::summary::get(&doc)?),
-            None => Ok(String::new()),
-        }
+        Ok(self
+            .read_doc(&case_id, ContentKind::Summary, content::summary::get)?
+            .unwrap_or_default())
     }
 
     /// Replaces the summary text.

@@ -34,11 +34,13 @@ use crate::Timestamp;
 use crate::actor::Actor;
 use crate::case::Case;
 use crate::command::{Command, DoctorToAssign, RequestSpec};
-use crate::content::{self, ActorId, ContentDoc, DocKind, DocRef};
+use crate::content::DocId;
+use crate::content::{self, ActorId, ContentDoc, DocRef};
 use crate::ids::{CaseId, DocumentId, PaymentId, RequestId, UserId};
 use crate::lang::Lang;
 use crate::sync::wire::DeviceId;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
@@ -58,6 +60,10 @@ pub struct Device {
     live: Mutex<Option<live::LiveHandle>>,
     /// Only one sync at a time (a second caller waits, then finds little to do).
     syncing: Mutex<()>,
+    /// Documents as last loaded or written by this object, so typing does not reparse the
+    /// document on every character. Write-through: SQLite stays the truth; the sync client
+    /// writes to SQLite only and empties the cache after each of its transactions.
+    docs: Mutex<HashMap<DocId, rows::DocRow>>,
 }
 
 fn parse_id<T: FromStr>(what: &str, s: &str) -> Result<T> {
@@ -142,6 +148,7 @@ impl Device {
             listener: Mutex::new(None),
             live: Mutex::new(None),
             syncing: Mutex::new(()),
+            docs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -197,10 +204,8 @@ impl Device {
         let mut case = row.local;
         if matches!(self.actor, Actor::Patient(_)) {
             let doc_ref = DocRef::new(case_id, crate::access::ContentKind::Intake);
-            if let Some(doc) =
-                rows::doc_row(conn, doc_ref.doc_id(), DocKind::Intake, &self.doc_actor)?
-            {
-                case.intake = content::intake::get(&doc.doc)?;
+            if let Some(intake) = self.with_doc(conn, &doc_ref, |doc| content::intake::get(doc))? {
+                case.intake = intake;
             }
         }
         Ok(Some(case))
@@ -624,7 +629,50 @@ impl Device {
         self.simple(&case_id, Command::Reject { reason })
     }
 
-    /// Loads a content document of a case, or a new one (genesis) if the device has none yet.
+    /// Runs `f` on a case's content document (`None` if the device has none), from the cache
+    /// or loaded into it.
+    fn with_doc<T>(
+        &self,
+        conn: &Connection,
+        doc_ref: &DocRef,
+        f: impl FnOnce(&ContentDoc) -> std::result::Result<T, crate::refusal::Refusal>,
+    ) -> Result<Option<T>> {
+        let doc_id = doc_ref.doc_id();
+        let mut cache = lock(&self.docs);
+        if !cache.contains_key(&doc_id) {
+            match rows::doc_row(conn, doc_id, doc_ref.doc_kind(), &self.doc_actor)? {
+                Some(row) => {
+                    cache.insert(doc_id, row);
+                }
+                None => return Ok(None),
+            }
+        }
+        match cache.get(&doc_id) {
+            Some(row) => Ok(Some(f(&row.doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes a case's content document out of the cache (or loads it, or starts a new one from
+    /// the genesis) for editing; [`Device::cache_doc`] puts it back once the edit is committed.
+    fn take_doc(&self, conn: &Connection, doc_ref: &DocRef) -> Result<rows::DocRow> {
+        if let Some(row) = lock(&self.docs).remove(&doc_ref.doc_id()) {
+            return Ok(row);
+        }
+        self.load_doc(conn, doc_ref)
+    }
+
+    fn cache_doc(&self, doc_id: DocId, row: rows::DocRow) {
+        lock(&self.docs).insert(doc_id, row);
+    }
+
+    /// Empties the document cache (after the sync client wrote documents).
+    fn forget_docs(&self) {
+        lock(&self.docs).clear();
+    }
+
+    /// Loads a content document of a case from SQLite, or a new one (genesis) if the device
+    /// has none yet.
     fn load_doc(&self, conn: &Connection, doc_ref: &DocRef) -> Result<rows::DocRow> {
         match rows::doc_row(conn, doc_ref.doc_id(), doc_ref.doc_kind(), &self.doc_actor)? {
             Some(row) => Ok(row),

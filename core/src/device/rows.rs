@@ -59,6 +59,17 @@ pub(crate) fn case_row(conn: &Connection, case_id: CaseId) -> Result<Option<Case
     }))
 }
 
+pub(crate) fn case_exists(conn: &Connection, case_id: CaseId) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM cases WHERE case_id = ?1",
+            [case_id.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 /// Writes a case row (the list columns are derived from `local`).
 pub(crate) fn put_case(conn: &Connection, row: &CaseRow, lang: Lang, now: Timestamp) -> Result<()> {
     let record: Option<Value> = row.record.as_deref().map(parse).transpose()?;

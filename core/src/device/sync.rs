@@ -101,7 +101,13 @@ impl Device {
             report.pushed += batch.ops.len() as i64;
             let more = response.pull.more;
             let full = batch.ops.len() >= Limits::default().max_push_ops;
-            self.write(|tx| self.apply_exchange(tx, &batch, response, &mut report, &mut changed))?;
+            self.write(|tx| {
+                // The exchange may write documents (pulled content, rollbacks, purges): the
+                // cache goes while the connection is held, so no edit can start from a stale
+                // copy.
+                self.forget_docs();
+                self.apply_exchange(tx, &batch, response, &mut report, &mut changed)
+            })?;
             // Ops queued while this exchange was in flight wait for the next sync.
             if !more && !full {
                 break Ok(());
@@ -262,10 +268,10 @@ impl Device {
                     self.keep_refusal(tx, op, &refusal, now)?;
                 }
             }
-            // A document attached by an applied command: the local copy is no longer needed.
+            // The command of an attached file is answered: applied, the server has the file;
+            // refused, the command is gone. Either way the local copy is no longer needed.
             if let Op::Command(c) = op
                 && let Command::UploadDocument { document } = &c.command
-                && !matches!(result.outcome, Outcome::Refused { .. })
             {
                 self.forget_upload(tx, &document.document_id.to_string())?;
             }
@@ -573,7 +579,10 @@ pub(crate) mod tests_support {
         let mut report = SyncReport::default();
         let mut changed = BTreeSet::new();
         device
-            .write(|tx| device.apply_exchange(tx, batch, response, &mut report, &mut changed))
+            .write(|tx| {
+                device.forget_docs();
+                device.apply_exchange(tx, batch, response, &mut report, &mut changed)
+            })
             .unwrap();
     }
 }

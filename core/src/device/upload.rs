@@ -9,7 +9,7 @@
 
 use super::error::{DeviceError, Result};
 use super::net::{self, Endpoint};
-use super::{Device, lock, now, parse_id};
+use super::{Device, lock, parse_id};
 use crate::command::{Command, NewDocument};
 use crate::ids::{CaseId, DocumentId, RequestId};
 use reqwest::blocking::Client;
@@ -188,18 +188,18 @@ impl Device {
     /// sent. A file the server refuses for good (too large, hash mismatch) stays pending and its
     /// command is refused when pushed; other files still go.
     pub(crate) fn upload_pending(&self, client: &Client) -> Result<i64> {
-        let pending: Vec<(String, String, String, i64)> = self.read(|c| {
+        let pending: Vec<(String, String, i64)> = self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT document_id, sha256, path, size FROM uploads WHERE complete = 0
-                 ORDER BY rowid",
+                "SELECT sha256, path, max(size) FROM uploads WHERE complete = 0
+                 GROUP BY sha256, path ORDER BY min(rowid)",
             )?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })?;
         let mut sent = 0;
-        for (document_id, sha, path, size) in pending {
+        for (sha, path, size) in pending {
             let endpoint = lock(&self.endpoint).clone();
             match upload_file(
                 client,
@@ -227,14 +227,18 @@ impl Device {
                         Ok(())
                     })?;
                 }
-                // Refused for good: leave it; the command's push gets the server's reason.
+                // Refused for good (too large, bytes not matching their hash): stop waiting for
+                // it, so the queue behind it moves; pushing its command gets the server's
+                // reason (`upload_incomplete`) into the refusals.
                 Err(DeviceError::InvalidInput { .. }) => {
-                    let _ = document_id;
+                    self.write(|tx| {
+                        tx.execute("UPDATE uploads SET complete = -1 WHERE sha256 = ?1", [&sha])?;
+                        Ok(())
+                    })?;
                 }
                 Err(e) => return Err(e),
             }
         }
-        let _ = now();
         Ok(sent)
     }
 }

@@ -821,6 +821,24 @@ async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once(
         assert_eq!(card["coordinator"]["phone"], C1_PHONE, "{card}");
         assert!(card["message"].as_str().unwrap().contains(name), "{card}");
     }
+    // Those who see the patient's content see the patient's name, in their language.
+    for (path, who, lang, name) in [
+        ("/pro/review-case-details", C1, "ar", "ليلى حداد"),
+        ("/pro/review-case-details", S1, "en", PATIENT_NAME),
+        ("/admin/case-details", ADMIN, "en", PATIENT_NAME),
+    ] {
+        let reply = api
+            .server
+            .post_with(
+                path,
+                Some(&api.tokens[who]),
+                Some(&json!({"case_id": case_id}).to_string()),
+                &[("lang", lang)],
+            )
+            .await;
+        reply.assert(200, 1000);
+        assert_eq!(reply.body["data"]["patient_name"], name, "{who}");
+    }
     let listed = api.ok("/app/list-cases", PATIENT, json!({})).await;
     let item = listed
         .as_array()
