@@ -878,8 +878,10 @@ async fn a_row_fails_for_good_after_the_last_attempt() {
     );
 }
 
+/// A row the worker can never deliver (here: a report for a case that is not completed) fails
+/// for good on its first attempt instead of being retried ten times.
 #[tokio::test]
-async fn report_rows_wait_without_counting_attempts() {
+async fn an_undeliverable_row_fails_at_once_without_retries() {
     let h = start(Options::default()).await;
     let (case_id, _) = h.awaiting_payment().await;
     let now = Utc::now();
@@ -903,10 +905,15 @@ async fn report_rows_wait_without_counting_attempts() {
         .await
         .expect("enqueue");
     let report = outbox::run_once(&h.state, now).await.expect("run");
-    assert_eq!(report.waiting, 1, "{report:?}");
+    assert_eq!((report.due, report.failed), (1, 1), "{report:?}");
     let row = h.outbox_of_kind("generate_report").await.remove(0);
-    assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
-    assert_eq!(row.next_attempt_at, now + outbox::WAIT_RECHECK);
+    assert_eq!((row.status.as_str(), row.attempts), ("failed", 1));
+    assert!(row.last_error.is_some());
+    let later = now + TimeDelta::hours(2);
+    assert_eq!(
+        outbox::run_once(&h.state, later).await.expect("run"),
+        RunReport::default()
+    );
 }
 
 #[tokio::test]
