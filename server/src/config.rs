@@ -125,13 +125,15 @@ pub struct StorageArgs {
 impl StorageArgs {
     /// The S3 settings, when a bucket is configured.
     pub fn s3(&self) -> Option<crate::blobs::S3Config> {
-        self.s3_bucket.as_ref().map(|bucket| crate::blobs::S3Config {
-            bucket: bucket.clone(),
-            endpoint: self.s3_endpoint.clone(),
-            region: self.s3_region.clone(),
-            access_key_id: self.s3_access_key_id.clone(),
-            secret_access_key: self.s3_secret_access_key.clone(),
-        })
+        self.s3_bucket
+            .as_ref()
+            .map(|bucket| crate::blobs::S3Config {
+                bucket: bucket.clone(),
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.clone(),
+            })
     }
 }
 

@@ -420,6 +420,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     post("/app/upload-document", "Upload a medical document (T12) → {document_id, sha256, content_type, size}", Multipart(UPLOAD), Data),
     post("/app/remove-document", "Remove a document from a draft (T13)", Json(DOCUMENT), Data),
     post("/app/answer-document-request", "Mark a document request answered (T12)", Json(&[CASE_ID, req("request_id", Uuid)]), Data),
+    post("/app/get-document", "The bytes of one of the patient's own case documents (audited)", Json(DOCUMENT), Reply::File),
     post("/app/get-report", "The final report PDF (audited; 409 while not ready)", Json(REPORT), Reply::Pdf),
     post("/app/list-notifications", "The patient's inbox, in the request language", Json(NONE), Page),
     post("/app/access-history", "Who viewed or changed my case: audit rows by other people", Json(&[opt("case_id", Uuid)]), Page),

@@ -70,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         .route("/remove-document", post(remove_document))
         .route("/answer-document-request", post(answer_document_request))
         .route("/get-report", post(get_report))
+        .route("/get-document", post(downloads::app_document))
         .route("/list-notifications", post(list_notifications))
         .route("/access-history", post(access_history))
 }

@@ -1,11 +1,15 @@
-//! Downloads shared by the patient (`/app`) and doctor (`/pro`) groups: the final report PDF and
-//! the case's documents. Each is checked with the core's visibility rules (SPEC §8) and audited,
+//! Downloads shared by the patient (`/app`) and doctor (`/pro`) groups: the final report PDF (one
+//! per language, see [`crate::report`]) and the case's documents (`/app/get-document` for the
+//! owner, `/pro/get-document` for the case's doctors). Each is checked with the core's visibility rules (SPEC §8) and audited,
 //! refused attempts included; the bytes come from the blob store by their SHA-256.
 
 use crate::api::{RequestMeta, audit_read, case_not_found, visible_case};
+use crate::auth::PatientAuth;
 use crate::blobs::file_response;
 use crate::error::AppError;
+use crate::extract::Json;
 use crate::state::AppState;
+use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use sop_core::access::{Resource, can_view};
@@ -122,4 +126,23 @@ async fn document_bytes(
         .map_err(blob_error)?
         .ok_or_else(|| missing_blob("a document"))?;
     Ok(file_response(bytes, &doc.content_type, &doc.file_name))
+}
+
+/// The body of `/app/get-document`.
+#[derive(Debug, Deserialize)]
+pub struct DocumentDownload {
+    pub case_id: CaseId,
+    pub document_id: DocumentId,
+}
+
+/// `POST /app/get-document`: a document of the patient's own case (another patient gets "Case
+/// not found"). Audited.
+pub async fn app_document(
+    State(state): State<AppState>,
+    PatientAuth(user): PatientAuth,
+    meta: RequestMeta,
+    Json(req): Json<DocumentDownload>,
+) -> Result<Response, AppError> {
+    let actor = Actor::Patient(sop_core::ids::UserId::new(user.sub));
+    document(&state, &meta, &actor, req.case_id, req.document_id).await
 }

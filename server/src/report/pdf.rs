@@ -104,6 +104,8 @@ pub struct Layout {
     rtl: bool,
     pages: Vec<Page>,
     y: f32,
+    /// Off while footers are laid out: they sit below the page's text area.
+    paginate: bool,
     footer: Box<dyn Fn(usize, usize) -> String + Send>,
 }
 
@@ -114,6 +116,62 @@ pub enum PdfError {
     Font,
     #[error("cannot write the PDF: {0}")]
     Write(String),
+}
+
+/// The Arabic presentation form of a lam-alef ligature (isolated form; NFKC maps it back to the
+/// two letters). Text extractors read a ligature glyph mapped to *two* characters in reverse
+/// order inside right-to-left text ("أل" for "لأ"); mapped to its single presentation-form
+/// character it comes back right.
+fn lam_alef(cluster: &str) -> Option<char> {
+    match cluster {
+        "\u{644}\u{627}" => Some('\u{FEFB}'),
+        "\u{644}\u{623}" => Some('\u{FEF7}'),
+        "\u{644}\u{625}" => Some('\u{FEF9}'),
+        "\u{644}\u{622}" => Some('\u{FEF5}'),
+        _ => None,
+    }
+}
+
+/// The text krilla maps `glyphs` to (its ToUnicode entries): `text`, except that lam-alef
+/// ligature clusters become their presentation form ([`lam_alef`]). Glyph ranges are moved to
+/// the new text.
+fn extraction_text(text: &str, glyphs: &mut [KrillaGlyph]) -> String {
+    if !glyphs
+        .iter()
+        .any(|g| lam_alef(text.get(g.text_range.clone()).unwrap_or("")).is_some())
+    {
+        return text.to_owned();
+    }
+    // Clusters in logical order, each mapped once.
+    let mut ranges: Vec<std::ops::Range<usize>> =
+        glyphs.iter().map(|g| g.text_range.clone()).collect();
+    ranges.sort_by_key(|r| (r.start, r.end));
+    ranges.dedup();
+    let mut out = String::with_capacity(text.len());
+    let mut moved = Vec::with_capacity(ranges.len());
+    let mut last = 0;
+    for r in &ranges {
+        if r.start < last {
+            // Overlapping clusters: keep the original text.
+            return text.to_owned();
+        }
+        out.push_str(&text[last..r.start]);
+        let start = out.len();
+        let cluster = &text[r.clone()];
+        match lam_alef(cluster) {
+            Some(c) => out.push(c),
+            None => out.push_str(cluster),
+        }
+        moved.push((r.clone(), start..out.len()));
+        last = r.end;
+    }
+    out.push_str(&text[last..]);
+    for g in glyphs.iter_mut() {
+        if let Some((_, new)) = moved.iter().find(|(old, _)| *old == g.text_range) {
+            g.text_range = new.clone();
+        }
+    }
+    out
 }
 
 /// Shapes `text` in one direction. Clusters are byte offsets into `text`; the glyph ranges are
@@ -186,6 +244,7 @@ impl Layout {
             rtl,
             pages: vec![Page::default()],
             y: MARGIN,
+            paginate: true,
             footer: Box::new(footer),
         })
     }
@@ -213,7 +272,7 @@ impl Layout {
 
     /// Starts a new page if less than `points` are left on this one.
     pub fn keep(&mut self, points: f32) {
-        if self.y + points > self.bottom() {
+        if self.paginate && self.y + points > self.bottom() {
             self.pages.push(Page::default());
             self.y = MARGIN;
         }
@@ -282,6 +341,28 @@ impl Layout {
             }
             let rtl = info.levels.get(range.start).is_some_and(|l| l.is_rtl());
             let w = shape(face, word, rtl).1;
+            if w > max {
+                // A word wider than the line (a URL, a hash): its own lines, cut between
+                // characters.
+                if let Some(s) = start.take() {
+                    lines.push(s..end);
+                }
+                let mut piece = range.start;
+                let mut piece_w = 0.0;
+                for (i, c) in word.char_indices() {
+                    let cw = shape(face, c.encode_utf8(&mut [0; 4]), rtl).1;
+                    if piece_w + cw > max && range.start + i > piece {
+                        lines.push(piece..range.start + i);
+                        piece = range.start + i;
+                        piece_w = 0.0;
+                    }
+                    piece_w += cw;
+                }
+                start = Some(piece);
+                end = range.end;
+                used = piece_w;
+                continue;
+            }
             match start {
                 Some(s) if used + space + w > max => {
                     lines.push(s..end);
@@ -321,9 +402,10 @@ impl Layout {
         for run in runs {
             let rtl = levels.get(run.start).is_some_and(|l| l.is_rtl());
             let text = &para[run];
-            let (glyphs, width) = shape(face, text, rtl);
+            let (mut glyphs, width) = shape(face, text, rtl);
+            let text = extraction_text(text, &mut glyphs);
             total += width * size;
-            shaped.push((text.to_owned(), glyphs, width * size));
+            shaped.push((text, glyphs, width * size));
         }
         let mut x = if paragraph.level.is_rtl() {
             PAGE_W - MARGIN - total
@@ -355,6 +437,7 @@ impl Layout {
         let footer_rtl = self.rtl;
         let pages = std::mem::take(&mut self.pages);
         let mut footers = Vec::with_capacity(count);
+        self.paginate = false;
         for i in 0..count {
             // Lay the footer out on a scratch page at the footer's height.
             self.pages = vec![Page::default()];

@@ -483,10 +483,7 @@ impl Flow {
             .expect("record report");
         self.run(
             case_id,
-            Command::ReportReady {
-                report_id,
-                sha256,
-            },
+            Command::ReportReady { report_id, sha256 },
             Actor::System,
         )
         .await;

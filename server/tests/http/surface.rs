@@ -522,6 +522,7 @@ pub fn rows() -> Vec<Row> {
         row(Post, "/app/retry-payment", PaymentFailed, case, APP_OWN),
         row(Post, "/app/upload-document", Draft, |c| Req::Multipart(vec![
             Part::text("case_id", &c.case_id.to_string()), Part::file("file", "scan.pdf", PDF)]), APP_OWN),
+        row(Post, "/app/get-document", DraftWithDocument, |c| Req::Json(json!({"case_id": c.case_id, "document_id": c.document_id})), APP_OWN),
         row(Post, "/app/remove-document", DraftWithDocument, |c| Req::Json(json!({"case_id": c.case_id, "document_id": c.document_id})), APP_OWN),
         row(Post, "/app/answer-document-request", Assigned, |c| Req::Json(json!({"case_id": c.case_id, "request_id": c.request_id})), APP_OWN),
         row(Post, "/app/get-report", Completed, |c| Req::Json(json!({"case_id": c.case_id, "lang": "en"})), APP_OWN),

@@ -35,7 +35,7 @@ pub const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Environment variables of the server that must not leak from the developer's shell.
-const SOP_ENV: [&str; 16] = [
+const SOP_ENV: [&str; 23] = [
     "SOP_BIND",
     "SOP_DATA_DIR",
     "SOP_DATABASE_URL",
@@ -52,6 +52,13 @@ const SOP_ENV: [&str; 16] = [
     "SOP_OUTBOUND_TIMEOUT_SECONDS",
     "SOP_JOBS_EVERY_SECONDS",
     "SOP_CLOCK_OFFSET_SECONDS",
+    "SOP_S3_BUCKET",
+    "SOP_S3_ENDPOINT",
+    "SOP_S3_REGION",
+    "SOP_S3_ACCESS_KEY_ID",
+    "SOP_S3_SECRET_ACCESS_KEY",
+    "SOP_MAX_FILE_BYTES",
+    "SOP_MAX_CASE_BYTES",
 ];
 
 /// A `Command` for the server binary with a clean, predictable environment.
@@ -425,4 +432,90 @@ fn database_name_is_replaced() {
         "postgres://u:p@h/x?sslmode=disable"
     );
     assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
+
+/// A real S3-compatible server for the blob store tests: `moto_server` (PyPI `moto[server]`,
+/// installed by `.ci/run`) on a free loopback port, with one bucket. Stopped when dropped.
+/// Panics with a clear message when `moto_server` is not installed: these tests never skip.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl Moto {
+    /// Starts the server and creates the bucket `bucket`.
+    pub async fn start(bucket: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto_server ({e}): install it with `pip install 'moto[server]'` \
+                     (.ci/run does); the S3 tests need a real S3-compatible server"
+                )
+            });
+        let moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: bucket.to_owned(),
+        };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            // Creating the bucket doubles as the readiness probe.
+            match client
+                .put(format!("{}/{bucket}", moto.endpoint))
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => break,
+                _ if std::time::Instant::now() > deadline => {
+                    panic!("moto_server did not answer on {}", moto.endpoint)
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        moto
+    }
+
+    /// The blob store settings for this server.
+    pub fn config(&self) -> sop_server::blobs::S3Config {
+        sop_server::blobs::S3Config {
+            bucket: self.bucket.clone(),
+            endpoint: Some(self.endpoint.clone()),
+            region: "us-east-1".to_owned(),
+            access_key_id: Some("test".to_owned()),
+            secret_access_key: Some(sop_server::config::SecretString::new("test")),
+        }
+    }
+
+    /// The `SOP_S3_*` environment of a server process using this bucket.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("SOP_S3_BUCKET", self.bucket.as_str()),
+            ("SOP_S3_ENDPOINT", self.endpoint.as_str()),
+            ("SOP_S3_REGION", "us-east-1"),
+            ("SOP_S3_ACCESS_KEY_ID", "test"),
+            ("SOP_S3_SECRET_ACCESS_KEY", "test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
