@@ -626,6 +626,27 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
+/// Runs the scenario `fn $scenario(database_url: Option<String>)` as two tests,
+/// `$scenario::on_sqlite` and `$scenario::on_postgres` (a fresh database each).
+macro_rules! on_both_databases {
+    ($scenario:ident) => {
+        mod $scenario {
+            use crate::support::TestPg;
+
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$scenario(None).await;
+            }
+
+            #[tokio::test]
+            async fn on_postgres() {
+                let pg = TestPg::create().await;
+                super::$scenario(Some(pg.url.clone())).await;
+            }
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // A full case life.
 
@@ -958,17 +979,7 @@ async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once(
     assert!(status.success());
 }
 
-#[tokio::test]
-async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once_on_sqlite() {
-    a_completed_case_life_pushes_in_each_language_asking_each_person_once(None).await;
-}
-
-#[tokio::test]
-async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once_on_postgres() {
-    let pg = TestPg::create().await;
-    a_completed_case_life_pushes_in_each_language_asking_each_person_once(Some(pg.url.clone()))
-        .await;
-}
+on_both_databases!(a_completed_case_life_pushes_in_each_language_asking_each_person_once);
 
 /// SPEC §5: once a retry (T8) opened a newer attempt, a success for the older one is recorded
 /// and refunded, with no transition; the newer attempt then pays the case. One invoice, for the
@@ -1038,17 +1049,7 @@ async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pa
     );
 }
 
-#[tokio::test]
-async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays_on_sqlite() {
-    a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays(None).await;
-}
-
-#[tokio::test]
-async fn a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays_on_postgres() {
-    let pg = TestPg::create().await;
-    a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays(Some(pg.url.clone()))
-        .await;
-}
+on_both_databases!(a_success_for_a_superseded_attempt_is_refunded_and_the_newer_attempt_pays);
 
 /// SPEC §5: a refund the platform does not make is `refund_failed`, shown to admins on the case
 /// (payment and timeline), in their inbox and by push. A decline (`{status: "failed"}`) is
@@ -1182,16 +1183,7 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins(
     assert_no_health_information(&pushes);
 }
 
-#[tokio::test]
-async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins_on_sqlite() {
-    refunds_the_platform_declines_or_rejects_are_shown_to_admins(None).await;
-}
-
-#[tokio::test]
-async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins_on_postgres() {
-    let pg = TestPg::create().await;
-    refunds_the_platform_declines_or_rejects_are_shown_to_admins(Some(pg.url.clone())).await;
-}
+on_both_databases!(refunds_the_platform_declines_or_rejects_are_shown_to_admins);
 
 /// SPEC §5: payments pending for over an hour are looked up on the platform over HTTP. A
 /// success there follows the payment-succeeded rules (paid, invoice, notices), a failure the
@@ -1305,16 +1297,7 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer(database_url: 
     assert_eq!(again, json!({"checked": 2, "changed": 0}));
 }
 
-#[tokio::test]
-async fn reconciliation_asks_the_platform_and_applies_each_answer_on_sqlite() {
-    reconciliation_asks_the_platform_and_applies_each_answer(None).await;
-}
-
-#[tokio::test]
-async fn reconciliation_asks_the_platform_and_applies_each_answer_on_postgres() {
-    let pg = TestPg::create().await;
-    reconciliation_asks_the_platform_and_applies_each_answer(Some(pg.url.clone())).await;
-}
+on_both_databases!(reconciliation_asks_the_platform_and_applies_each_answer);
 
 /// The profiles client in process. Standalone, the local directory answers (doctors by name in
 /// either language; patients unknown). Over HTTP, a service that is down or hangs past
