@@ -6,8 +6,10 @@
 //! The stubs honour idempotency keys the way `docs/adr/0007-platform-clients.md` assumes the
 //! real services do: an effect (a charge, a refund, an invoice, a push) happens once per key,
 //! however often it is asked for. The tests assert the exact requests sent, refunds, retries
-//! without duplicate effects, draining after recovery, restarts, signed callbacks, and two
-//! instances on one PostgreSQL running the jobs over many due cases.
+//! without duplicate effects, draining after recovery, restarts, signed callbacks, refunds the
+//! platform declines or rejects, reconciliation, people's names and languages from the profiles
+//! service (looked up once each), and two instances on one PostgreSQL running the jobs over many
+//! due cases. Most scenarios run on SQLite and on PostgreSQL ([`on_both_databases`]).
 
 use crate::support::{Reply, ServerOptions, TestPg, TestServer, mint_token};
 use axum::Router;
@@ -1383,15 +1385,16 @@ async fn doctor_names_come_from_the_local_directory_when_the_profiles_service_ca
 // ---------------------------------------------------------------------------------------------
 // Failures, retries, restarts.
 
-#[tokio::test]
-async fn failed_and_timed_out_calls_are_retried_with_their_keys_and_the_outbox_drains() {
+async fn failed_and_timed_out_calls_are_retried_with_their_keys_and_the_outbox_drains(
+    database_url: Option<String>,
+) {
     let platform = Platform::start().await;
     // The creation hangs past the client's 1 s timeout once (the platform did take it), the
     // first push fails with 500, the first invoice too.
     platform.payments.fail_next("/v1/payments", &[Fault::Hang]);
     platform.push.fail_next("/v1/push", &[Fault::Error]);
     let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let api = start_server(dir.path(), &platform, database_url, &[]).await;
     let catalog = api.catalog().await;
     let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
     platform.profiles.fail_next("/v1/invoices", &[Fault::Error]);
@@ -1450,12 +1453,15 @@ async fn failed_and_timed_out_calls_are_retried_with_their_keys_and_the_outbox_d
     );
 }
 
-#[tokio::test]
-async fn pending_deliveries_survive_a_restart_and_drain_when_the_service_recovers() {
+on_both_databases!(failed_and_timed_out_calls_are_retried_with_their_keys_and_the_outbox_drains);
+
+async fn pending_deliveries_survive_a_restart_and_drain_when_the_service_recovers(
+    database_url: Option<String>,
+) {
     let platform = Platform::start().await;
     platform.push.set_down(true);
     let dir = tempfile::tempdir().unwrap();
-    let api = start_server(dir.path(), &platform, None, &[]).await;
+    let api = start_server(dir.path(), &platform, database_url.clone(), &[]).await;
     let catalog = api.catalog().await;
     let mut cases = Vec::new();
     for _ in 0..3 {
@@ -1480,7 +1486,7 @@ async fn pending_deliveries_survive_a_restart_and_drain_when_the_service_recover
     let api = start_server(
         dir.path(),
         &platform,
-        None,
+        database_url,
         &[("SOP_CLOCK_OFFSET_SECONDS", "3600".to_owned())],
     )
     .await;
@@ -1494,6 +1500,8 @@ async fn pending_deliveries_survive_a_restart_and_drain_when_the_service_recover
     }
     assert!(platform.push.effects().values().all(|n| *n == 1));
 }
+
+on_both_databases!(pending_deliveries_survive_a_restart_and_drain_when_the_service_recovers);
 
 /// The push service goes down while the server keeps running: the notices are in the in-app
 /// inbox at once, their pushes fail and back off, and once the service is back they all drain
@@ -1554,9 +1562,8 @@ async fn pushes_drain_on_their_own_once_the_push_service_recovers() {
 // ---------------------------------------------------------------------------------------------
 // Callbacks with the platform's signature (SPEC §5).
 
-#[tokio::test]
-async fn callbacks_are_verified_and_each_has_its_spec_outcome() {
-    let (platform, _dir, api, catalog) = with_stubs(None).await;
+async fn callbacks_are_verified_and_each_has_its_spec_outcome(database_url: Option<String>) {
+    let (platform, _dir, api, catalog) = with_stubs(database_url).await;
     let (case_id, reference) = api.awaiting_payment(&platform, &catalog).await;
     let success = result_body(&reference, "success", PRICE);
 
@@ -1636,6 +1643,8 @@ async fn callbacks_are_verified_and_each_has_its_spec_outcome() {
             .is_empty()
     );
 }
+
+on_both_databases!(callbacks_are_verified_and_each_has_its_spec_outcome);
 
 // ---------------------------------------------------------------------------------------------
 // Two instances on one PostgreSQL.
