@@ -14,7 +14,7 @@
 //! | `create_payment` | `provider.create_payment`, then `PaymentLinkCreated` as `System` |
 //! | `refund` | `provider.refund`, then `RefundSettled` as `System` (a decline records `refund_failed` at once and is retried; a 4xx records it and fails the row at once) |
 //! | `invoice` | `profiles.create_invoice` (amount, currency and patient from the case), key `invoice:<payment id>`; standalone: logged |
-//! | `push` | rendered in the recipient's language (`profiles.person`, English by default), then `push.send`, key `push:<notification id>`; standalone: logged |
+//! | `push` | rendered in the recipient's language (`profiles.person`, cached by the client; English by default), then `push.send`, key `push:<notification id>`; standalone: logged |
 //! | `generate_report` | `report::generate`: both PDFs from the frozen content into the blob store, then `ReportReady` as `System` |
 //! | `sandbox_callback` | the sandbox's callback that could not be posted at once, posted again |
 //!

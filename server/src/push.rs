@@ -3,7 +3,8 @@
 //! ([`PushDelivery`], kind [`KIND`], idempotency key `push:<notification id>`).
 //!
 //! The worker renders the delivery in the recipient's language (from the profiles service,
-//! English when unknown) with the core's templates ([`NotificationKind::text_in`]): the event
+//! whose client caches each person, so a recipient is not looked up per push; English when
+//! unknown) with the core's templates ([`NotificationKind::text_in`]): the event
 //! and the case reference only — never a name, age, gender, history, category or review type.
 //! Then it hands the message to a [`PushService`]:
 //!
