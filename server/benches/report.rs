@@ -8,6 +8,9 @@
 //! Run: `cargo bench -p sop-server --bench report` (plain timing loop, `harness = false`).
 //! Writes the two PDFs to `target/report-bench/` and prints their page counts (`pdfinfo`).
 
+// A benchmark panics on any failure, like a test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use sop_core::command::{Concordance, OpinionContent};
 use sop_core::ids::ReportId;
 use sop_core::lang::Lang;
