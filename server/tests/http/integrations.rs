@@ -814,7 +814,8 @@ async fn a_rejected_paid_case_is_refunded() {
 /// contact on the status card, in the reader's language, not the local directory's), each push
 /// is in its recipient's language (the patient's is Arabic, the coordinator's English, an
 /// unknown specialist's English), and each person is looked up once however many pushes and
-/// views name them (the cache). Nothing of them reaches the server's log.
+/// views name them (the cache). Nothing of them, nor any clinical text, reaches the server's
+/// log.
 async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once(
     database_url: Option<String>,
 ) {
@@ -974,7 +975,16 @@ async fn a_completed_case_life_pushes_in_each_language_asking_each_person_once(
         ])
     );
     let logs = api.server.logs();
-    for secret in [PATIENT_NAME, "ليلى حداد", C1_NAME_EN, C1_NAME_AR, C1_PHONE] {
+    for secret in [
+        PATIENT_NAME,
+        "ليلى حداد",
+        C1_NAME_EN,
+        C1_NAME_AR,
+        C1_PHONE,
+        MEDICAL_HISTORY,
+        "Agree with the biopsy reading",
+        "Surgery is not needed now",
+    ] {
         assert!(!logs.contains(secret), "{secret:?} in the server log");
     }
     let (status, _) = api.server.terminate();
