@@ -12,6 +12,8 @@
 //! - [`content`]: the collaborative content documents (Automerge) of DESIGN §2 — ids, genesis,
 //!   typed access per kind, schema validation, applying pushed changes, freezing, recovered drafts.
 //! - [`sync`]: the versioned wire types of the sync protocol (DESIGN §3).
+//! - `device` (feature `device`): the apps' data layer — SQLite store, optimistic commands, sync
+//!   client (DESIGN §5, ADR 0008). The only part that does I/O.
 
 pub mod access;
 pub mod actor;
