@@ -4,8 +4,9 @@
 # the .so, so there is no .udl to keep in step).
 #
 #   bindings/generate.sh [python|kotlin|swift ...]     (default: all three)
+#   PROFILE=release bindings/generate.sh python         (an optimized library, for timing)
 #
-# Output: target/bindings/<language>/. The Python directory also gets a copy of the .so next to
+# Output: target/bindings/<language>/ (target/bindings-release/<language>/ for PROFILE=release). The Python directory also gets a copy of the .so next to
 # the generated module, so `PYTHONPATH=target/bindings/python python3 -c 'import sop_bindings'`
 # works. Kotlin and Swift sources are generated (generation must succeed) but not compiled here.
 #
@@ -22,13 +23,20 @@ if [ ${#languages[@]} -eq 0 ]; then
 fi
 
 target_dir="${CARGO_TARGET_DIR:-target}"
-lib="$target_dir/debug/libsop_bindings.so"
+profile="${PROFILE:-debug}"
+case "$profile" in
+  debug) release_flag=(); out_root="$target_dir/bindings" ;;
+  release) release_flag=(--release); out_root="$target_dir/bindings-release" ;;
+  *) echo "PROFILE must be debug or release, not $profile" >&2; exit 2 ;;
+esac
+lib="$target_dir/$profile/libsop_bindings.so"
 
-cargo build -q -p sop-bindings
+cargo build -q -p sop-bindings "${release_flag[@]}"
+# The generator only reads the library's metadata: a debug build of it does for both profiles.
 cargo build -q -p uniffi-bindgen
 
 for language in "${languages[@]}"; do
-  out="$target_dir/bindings/$language"
+  out="$out_root/$language"
   rm -rf "$out"
   mkdir -p "$out"
   # --no-format: the formatters (ktlint, swiftformat, black) are not on the machine, and the
