@@ -89,6 +89,8 @@ pub struct AppState {
     pub profiles: Arc<dyn crate::profiles::Profiles>,
     /// Push deliveries (logged unless a service is configured).
     pub push: Arc<dyn crate::push::PushService>,
+    /// Bounds the `/sync/v1` pushes applied at once.
+    pub push_gate: crate::sync::push::PushGate,
 }
 
 impl AppState {
@@ -102,7 +104,9 @@ impl AppState {
         let hints = crate::hints::Hints::for_db(&db);
         // The store publishes a hint after every commit that wrote feed rows.
         let store = Store::new(db.clone()).with_hints(hints.clone());
+        let push_gate = crate::sync::push::PushGate::new(&settings.sync);
         Self {
+            push_gate,
             profiles: Arc::new(crate::profiles::LocalProfiles::new(store.clone())),
             push: Arc::new(crate::push::LogPush),
             store,

@@ -18,7 +18,8 @@ use crate::sync::pull::{Puller, pull};
 use crate::sync::push::{Sender, push};
 use axum::Router;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::de::DeserializeOwned;
 use sop_core::actor::Actor;
@@ -128,13 +129,38 @@ async fn do_pull(
     pull(state, puller, req).await
 }
 
+/// An error answer; overload (503) tells the device when to try again.
+#[derive(Debug)]
+pub struct SyncError(AppError);
+
+impl From<AppError> for SyncError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for SyncError {
+    fn into_response(self) -> Response {
+        let busy = matches!(self.0, AppError::Unavailable(_));
+        let mut response = self.0.into_response();
+        if busy {
+            // Nothing of the push was applied or every applied op is recorded: retrying it
+            // is safe, and a second is about one queue of pushes at the measured rate.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
 /// `POST /sync/v1/push`: `PushRequest` → `PushResponse`.
 pub async fn push_handler(
     State(state): State<AppState>,
     SyncAuth(user): SyncAuth,
     meta: RequestMeta,
     SyncJson(req): SyncJson<PushRequest>,
-) -> Result<Envelope<PushResponse>, AppError> {
+) -> Result<Envelope<PushResponse>, SyncError> {
     Ok(ok(do_push(&state, &user, &meta, &req).await?))
 }
 
@@ -156,7 +182,7 @@ pub async fn exchange_handler(
     meta: RequestMeta,
     RequestLang(lang): RequestLang,
     SyncJson(req): SyncJson<ExchangeRequest>,
-) -> Result<Envelope<ExchangeResponse>, AppError> {
+) -> Result<Envelope<ExchangeResponse>, SyncError> {
     let push = do_push(&state, &user, &meta, &req.push).await?;
     let pull = do_pull(&state, &user, &meta, lang, &req.pull).await?;
     Ok(ok(ExchangeResponse { push, pull }))

@@ -3,7 +3,7 @@
 //! notifications, access changes; docs/adr/0004) in one transaction. Commands that submit a text
 //! (T2/T3, T14, T15) take it from its content document and freeze the document's heads there.
 
-use super::audit::{self, AuditEntry, AuditMeta};
+use super::audit::{AuditEntry, AuditMeta};
 use super::docs;
 use super::feed_log::FeedBatch;
 use super::rows::{NotificationRow, OutboxRow};
@@ -96,6 +96,23 @@ pub(crate) async fn execute_in<T: Tx>(
     feed: &mut FeedBatch,
 ) -> Result<Executed, StoreError> {
     let current = load_for_update(tx, case_id).await?;
+    execute_loaded(tx, current, case_id, command, actor, meta, limits, now, feed).await
+}
+
+/// [`execute_in`] on the case as the caller already loaded it with [`load_for_update`] in this
+/// transaction (so the row is held and the version is current): saves reading it twice.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn execute_loaded<T: Tx>(
+    tx: &mut T,
+    current: Option<(Case, i64)>,
+    case_id: CaseId,
+    command: &Command,
+    actor: &Actor,
+    meta: &AuditMeta,
+    limits: &Limits,
+    now: DateTime<Utc>,
+    feed: &mut FeedBatch,
+) -> Result<Executed, StoreError> {
     if let Command::CreateCase {
         case_id: created, ..
     } = command
@@ -141,7 +158,16 @@ pub(crate) async fn execute_in<T: Tx>(
                     .await?;
             }
         }
-        tx.replace_case_doctors(&case).await?;
+        // The doctors' rows depend only on the assignments, the coordinator and the status
+        // (core `sees_case`): most events (intake edits, document requests) change none.
+        let same_doctors = before.is_some_and(|b| {
+            b.assignments == case.assignments
+                && b.coordinator_id == case.coordinator_id
+                && b.status == case.status
+        });
+        if !same_doctors {
+            tx.replace_case_doctors(&case).await?;
+        }
         feed.case_changed(&case);
         if let Command::CreateCase { intake, .. } = command {
             docs::create_intake(tx, &case, intake, feed, now).await?;
@@ -167,8 +193,7 @@ pub(crate) async fn execute_in<T: Tx>(
         })
         .await?;
     }
-    audit::append(
-        tx,
+    feed.audit(
         meta,
         AuditEntry {
             action: command.name(),
@@ -177,8 +202,7 @@ pub(crate) async fn execute_in<T: Tx>(
             outcome: "ok".to_owned(),
         },
         now,
-    )
-    .await?;
+    );
     if !decision.events.is_empty() {
         feed.access_changes(before, &case);
     }

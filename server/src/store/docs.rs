@@ -28,8 +28,8 @@
 //! heads. T14 and T15 take the submitted text from the document ([`document_command`]), whatever
 //! the command carried.
 
-use super::audit::{self, AuditEntry, AuditMeta};
-use super::cases::{Executed, execute_in, load_for_update};
+use super::audit::{AuditEntry, AuditMeta};
+use super::cases::{Executed, execute_in, execute_loaded, load_for_update};
 use super::feed_log::FeedBatch;
 use super::rows::DocRow;
 use super::sql::Tx;
@@ -49,7 +49,9 @@ use sop_core::rules::Limits;
 use sop_core::{Refusal, RefusalCode};
 use sqlx::types::Json;
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use uuid::Uuid;
 
 /// A server-side edit of a document, made with the core's typed setters (e.g.
 /// `|doc| content::notes::set(doc, text)`).
@@ -64,6 +66,73 @@ pub fn server_actor() -> ActorId {
     ACTOR
         .get_or_init(|| ActorId::from(&Sha256::digest(b"sop/server-actor/v1")[..16]))
         .clone()
+}
+
+/// Materialized documents kept between writes, so that a write does not reload a document
+/// from its snapshot and every change row since (docs/PERFORMANCE.md: ~27% of the server's CPU,
+/// growing with the history).
+///
+/// An entry is used only when its heads equal the heads stored in `content_docs`, read by the
+/// writer in its own transaction while it holds the case's row: heads name the whole history,
+/// so equal heads mean the very same document, whichever instance wrote it. A stale entry
+/// (another instance wrote, a transaction rolled back) is simply not used. A writer takes the
+/// entry out and the document it committed is put back after COMMIT, so the cache never holds
+/// anything that was not committed and never needs a copy of a document.
+#[derive(Clone, Default)]
+pub struct DocCache(Arc<Mutex<CacheInner>>);
+
+#[derive(Default)]
+struct CacheInner {
+    entries: HashMap<Uuid, Cached>,
+    tick: u64,
+}
+
+struct Cached {
+    heads: Vec<String>,
+    doc: ContentDoc,
+    used: u64,
+}
+
+impl std::fmt::Debug for DocCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocCache").finish_non_exhaustive()
+    }
+}
+
+impl DocCache {
+    /// How many documents are kept (a small document costs ~30 KiB resident: TECH-NOTES).
+    pub const CAPACITY: usize = 2048;
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // A panic while holding the lock leaves at worst a missing entry: keep going.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes document `doc_id` out of the cache if it is the one with `heads` (sorted hex).
+    pub(crate) fn take(&self, doc_id: Uuid, heads: &[String]) -> Option<ContentDoc> {
+        let mut inner = self.inner();
+        let entry = inner.entries.remove(&doc_id)?;
+        (entry.heads == heads).then_some(entry.doc)
+    }
+
+    /// Keeps committed documents, dropping the least recently used beyond [`Self::CAPACITY`].
+    pub(crate) fn put(&self, docs: impl IntoIterator<Item = (Uuid, ContentDoc)>) {
+        let mut inner = self.inner();
+        for (doc_id, doc) in docs {
+            inner.tick += 1;
+            let used = inner.tick;
+            let heads = hex_heads(&doc.heads());
+            inner.entries.insert(doc_id, Cached { heads, doc, used });
+        }
+        if inner.entries.len() > Self::CAPACITY {
+            // Evict an eighth at once, so the scan is paid once per many inserts.
+            let mut ages: Vec<u64> = inner.entries.values().map(|c| c.used).collect();
+            let cut = ages.len() - Self::CAPACITY + Self::CAPACITY / 8;
+            ages.select_nth_unstable(cut);
+            let oldest_kept = ages[cut];
+            inner.entries.retain(|_, c| c.used >= oldest_kept);
+        }
+    }
 }
 
 /// The stored name and doctor of a document kind.
@@ -185,7 +254,10 @@ async fn current_doc<T: Tx>(
     if let Some(row) = tx.content_doc(doc_ref.doc_id().0).await? {
         let doc = match feed.written_doc(row.doc_id) {
             Some(doc) => doc.clone(),
-            None => load_row(tx, &row).await?,
+            None => match feed.cached_doc(row.doc_id, &row.heads.0) {
+                Some(doc) => doc,
+                None => load_row(tx, &row).await?,
+            },
         };
         return Ok((Some(row), doc));
     }
@@ -405,7 +477,7 @@ pub(crate) async fn write_in<T: Tx>(
     now: DateTime<Utc>,
     feed: &mut FeedBatch,
 ) -> Result<Written, StoreError> {
-    let Some((case, _)) = load_for_update(tx, doc_ref.case_id).await? else {
+    let Some((case, version)) = load_for_update(tx, doc_ref.case_id).await? else {
         return Err(Refusal::new(RefusalCode::CaseNotFound).into());
     };
     match permission {
@@ -452,9 +524,10 @@ pub(crate) async fn write_in<T: Tx>(
             resource_id: Some(doc_ref.doc_id().to_string()),
             outcome: "ok".to_owned(),
         };
-        audit::append(tx, meta, entry, now).await?;
+        feed.audit(meta, entry, now);
         if doc_ref.kind == ContentKind::Intake {
-            sync_intake(tx, &case, &outcome.doc, actor, meta, limits, now, feed).await?;
+            let loaded = (case.clone(), version);
+            sync_intake(tx, loaded, &outcome.doc, actor, meta, limits, now, feed).await?;
         }
     }
     Ok(Written {
@@ -468,7 +541,7 @@ pub(crate) async fn write_in<T: Tx>(
 #[allow(clippy::too_many_arguments)]
 async fn sync_intake<T: Tx>(
     tx: &mut T,
-    case: &Case,
+    (case, version): (Case, i64),
     doc: &ContentDoc,
     actor: &Actor,
     meta: &AuditMeta,
@@ -489,7 +562,10 @@ async fn sync_intake<T: Tx>(
         questions: Some(values.questions),
     };
     let command = Command::UpdateIntake { patch };
-    execute_in(tx, case.case_id, &command, actor, meta, limits, now, feed).await?;
+    // The caller holds the case's row already (loaded at `version`): no second read.
+    let case_id = case.case_id;
+    let current = Some((case, version));
+    execute_loaded(tx, current, case_id, &command, actor, meta, limits, now, feed).await?;
     Ok(())
 }
 
@@ -750,5 +826,53 @@ impl Store {
             }
         }
         Err(StoreError::Conflict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use sop_core::ids::CaseId;
+
+    fn intake_doc(n: u128) -> (Uuid, ContentDoc) {
+        let doc_ref = DocRef::new(CaseId(Uuid::from_u128(n)), ContentKind::Intake);
+        let doc = ContentDoc::new(doc_ref.doc_kind(), server_actor()).unwrap();
+        (doc_ref.doc_id().0, doc)
+    }
+
+    #[test]
+    fn the_cache_answers_only_at_the_stored_heads() {
+        let cache = DocCache::default();
+        let (id, doc) = intake_doc(1);
+        let mut edited = doc.clone();
+        intake::set_medical_history(&mut edited, "since May").unwrap();
+        cache.put([(id, edited.clone())]);
+        // The database says the document is elsewhere (another instance wrote, or this
+        // write rolled back): the entry is not used, and dropped.
+        assert!(cache.take(id, &hex_heads(&doc.heads())).is_none());
+        assert!(cache.take(id, &hex_heads(&edited.heads())).is_none());
+        cache.put([(id, edited.clone())]);
+        let back = cache.take(id, &hex_heads(&edited.heads())).unwrap();
+        assert_eq!(back.heads(), edited.heads());
+        assert_eq!(intake::get(&back).unwrap().medical_history, "since May");
+        // Taken out: a second writer cannot get the same copy.
+        assert!(cache.take(id, &hex_heads(&edited.heads())).is_none());
+    }
+
+    #[test]
+    fn the_cache_drops_the_least_recently_written_beyond_its_capacity() {
+        let cache = DocCache::default();
+        let n = DocCache::CAPACITY as u128 + 10;
+        for i in 0..n {
+            cache.put([intake_doc(i)]);
+        }
+        let len = cache.inner().entries.len();
+        assert!(len <= DocCache::CAPACITY, "{len}");
+        let (newest, doc) = intake_doc(n - 1);
+        assert!(cache.take(newest, &hex_heads(&doc.heads())).is_some());
+        let (oldest, doc) = intake_doc(0);
+        assert!(cache.take(oldest, &hex_heads(&doc.heads())).is_none());
     }
 }

@@ -25,9 +25,9 @@
 //! brings everything), and nothing of a case follows its revoke in a page.
 
 use super::StoreError;
-use super::audit::{self, AuditEntry, AuditMeta};
+use super::audit::{self, AuditEntry, AuditMeta, PendingAudit};
 use super::cases::{ADMINS_RECIPIENT, load};
-use super::docs::{content_upto, doc_ref_of};
+use super::docs::{DocCache, content_upto, doc_ref_of};
 use super::rows::{DocRow, FeedRow, NotificationRow};
 use super::sql::{FeedViewer, Tx};
 use super::{Store, read_tx};
@@ -75,6 +75,28 @@ pub(crate) struct FeedBatch {
     /// The content documents this transaction changed, as they are now: their changes reach
     /// the feed table only at commit, so later reads in the same transaction take them here.
     docs: HashMap<Uuid, ContentDoc>,
+    /// The transaction's audit rows, chained at commit (the chain's lock is taken last).
+    audits: Vec<PendingAudit>,    /// Where committed documents are kept for the next write (none: nowhere).
+    cache: Option<DocCache>,
+}
+
+/// What a committed [`FeedBatch`] leaves to do once the transaction committed.
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    /// The "pull now" hint, if feed rows were written.
+    pub hint: Option<Hint>,
+    /// The documents the transaction wrote, for the cache.
+    docs: Vec<(Uuid, ContentDoc)>,
+    cache: Option<DocCache>,
+}
+
+impl Committed {
+    /// Keeps the written documents for the next write (call once the COMMIT succeeded).
+    pub(crate) fn cache_docs(&mut self) {
+        if let Some(cache) = &self.cache {
+            cache.put(std::mem::take(&mut self.docs));
+        }
+    }
 }
 
 /// The people related to a case (owner and every doctor ever assigned, coordinator included).
@@ -125,6 +147,20 @@ fn user_of(actor: &Actor) -> Option<String> {
 }
 
 impl FeedBatch {
+    /// An empty batch whose committed documents go to `cache`.
+    pub(crate) fn with_cache(cache: DocCache) -> Self {
+        Self {
+            cache: Some(cache),
+            ..Self::default()
+        }
+    }
+
+    /// The committed document `doc_id` if the cache holds it at `heads` (taken out: the
+    /// transaction puts back what it commits).
+    pub(crate) fn cached_doc(&self, doc_id: Uuid, heads: &[String]) -> Option<ContentDoc> {
+        self.cache.as_ref()?.take(doc_id, heads)
+    }
+
     fn push(&mut self, row: Pending) {
         self.rows.push(row);
     }
@@ -132,6 +168,12 @@ impl FeedBatch {
     /// A document as this transaction left it, if it changed it.
     pub(crate) fn written_doc(&self, doc_id: Uuid) -> Option<&ContentDoc> {
         self.docs.get(&doc_id)
+    }
+
+    /// An audit row of this transaction: appended to the chain at commit, in the order given,
+    /// so that the chain's global lock is held only for the last few statements.
+    pub(crate) fn audit(&mut self, meta: &AuditMeta, entry: AuditEntry<'_>, at: DateTime<Utc>) {
+        self.audits.push(PendingAudit::new(meta, entry, at));
     }
 
     /// The case record changed: everyone who sees the case should pull it.
@@ -249,15 +291,23 @@ impl FeedBatch {
         }
     }
 
-    /// Takes the batch's sequence numbers and writes its rows: call it as the transaction's
-    /// last statement. The hint to publish after the commit, if anything was written.
+    /// Writes the batch's audit rows, then takes its sequence numbers and writes its feed rows:
+    /// call it as the transaction's last statement. Both steps serialize writers (the audit
+    /// chain's lock, then the feed clock's row), always in this order, until COMMIT. The hint to
+    /// publish after the commit, if anything was written.
     pub(crate) async fn commit<T: Tx>(
         self,
         tx: &mut T,
         now: DateTime<Utc>,
-    ) -> Result<Option<Hint>, StoreError> {
+    ) -> Result<Committed, StoreError> {
+        audit::append_all(tx, self.audits).await?;
+        let mut done = Committed {
+            hint: None,
+            docs: self.docs.into_iter().collect(),
+            cache: self.cache,
+        };
         if self.rows.is_empty() {
-            return Ok(None);
+            return Ok(done);
         }
         let n = i64::try_from(self.rows.len()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let last = tx.take_feed_seqs(n).await?;
@@ -278,11 +328,12 @@ impl FeedBatch {
             })
             .collect();
         tx.insert_feed(&rows).await?;
-        Ok(Some(Hint {
+        done.hint = Some(Hint {
             cursor: u64::try_from(last).unwrap_or_default(),
             users: self.users.into_iter().collect(),
             admins: self.admins,
-        }))
+        });
+        Ok(done)
     }
 }
 
@@ -745,16 +796,11 @@ impl Store {
         entries: Vec<AuditEntry<'_>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        super::write_tx!(&self.db, |tx| {
-            let mut out = Ok(());
-            for entry in entries {
-                out = audit::append(&mut tx, meta, entry, now).await;
-                if out.is_err() {
-                    break;
-                }
-            }
-            out
-        })
+        let pending = entries
+            .into_iter()
+            .map(|entry| PendingAudit::new(meta, entry, now))
+            .collect();
+        super::write_tx!(&self.db, |tx| audit::append_all(&mut tx, pending).await)
     }
 
     /// The feed head: the newest position.

@@ -60,7 +60,8 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct Store {
     db: Db,
     /// Where "pull now" hints go after a commit that wrote feed rows (none: nowhere).
-    hints: Option<Hints>,
+    hints: Option<Hints>,    /// Content documents as the last write on this instance committed them.
+    docs: docs::DocCache,
 }
 
 /// Runs `$body` (using the transaction `$tx`) in a write transaction of whichever backend is
@@ -111,18 +112,19 @@ macro_rules! read_tx {
 macro_rules! feed_tx {
     ($store:expr, $now:expr, |$tx:ident, $feed:ident| $body:expr) => {{
         let out = $crate::store::write_tx!(&$store.db, |$tx| {
-            let mut $feed = $crate::store::feed_log::FeedBatch::default();
+            let mut $feed = $crate::store::feed_log::FeedBatch::with_cache($store.docs.clone());
             match $body {
                 Ok(value) => $feed
                     .commit(&mut $tx, $now)
                     .await
-                    .map(|hint| (value, hint))
+                    .map(|done| (value, done))
                     .map_err(Into::into),
                 Err(e) => Err(e),
             }
         });
-        out.map(|(value, hint)| {
-            $store.publish(hint);
+        out.map(|(value, mut done)| {
+            done.cache_docs();
+            $store.publish(done.hint);
             value
         })
     }};
@@ -132,7 +134,11 @@ pub(crate) use {feed_tx, read_tx, write_tx};
 
 impl Store {
     pub fn new(db: Db) -> Self {
-        Self { db, hints: None }
+        Self {
+            db,
+            hints: None,
+            docs: docs::DocCache::default(),
+        }
     }
 
     /// This store, publishing a hint on `hints` after every commit that wrote feed rows.

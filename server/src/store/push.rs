@@ -84,19 +84,24 @@ fn to_json(outcome: &Outcome) -> Result<serde_json::Value, StoreError> {
     serde_json::to_value(outcome).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Records `outcome` for `op`; [`PushError::Recorded`] when an answer exists already.
+/// Records `outcome` for each op of `ops`, in one statement; [`PushError::Recorded`] when
+/// one of them has an answer already (the whole transaction is then rolled back).
 async fn record<T: Tx>(
     tx: &mut T,
     pusher: &Pusher<'_>,
-    op: Uuid,
-    outcome: &Outcome,
+    ops: &[Uuid],
+    outcomes: &[Outcome],
     now: DateTime<Utc>,
 ) -> Result<(), PushError> {
-    let json = to_json(outcome)?;
-    if tx
-        .insert_sync_result(pusher.user, pusher.device, op, &json, now)
-        .await?
-    {
+    let rows = ops
+        .iter()
+        .zip(outcomes)
+        .map(|(op, outcome)| Ok((*op, to_json(outcome)?.to_string())))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let recorded = tx
+        .insert_sync_results_bulk(pusher.user, pusher.device, &rows, now)
+        .await?;
+    if recorded == rows.len() as u64 {
         Ok(())
     } else {
         Err(PushError::Recorded)
@@ -150,19 +155,17 @@ impl Store {
             resource_id: None,
             outcome: format!("refused:{}", refusal.code),
         };
-        // The audit row first: every writer takes the audit lock before recording answers,
-        // so two transactions recording the same op never wait on each other in turn.
+        // The answers first, the audit row last: like every writer, this takes the audit
+        // chain's lock only at the end, so no transaction ever waits for an op's row while
+        // holding the lock that the op's other writer needs to commit.
         let result: Result<(), PushError> = write_tx!(&self.db, |tx| {
-            let mut out = super::audit::append(&mut tx, pusher.meta, entry, now)
-                .await
-                .map_err(PushError::from);
-            for op in ops {
-                if out.is_err() {
-                    break;
-                }
-                out = record(&mut tx, pusher, *op, &outcome, now).await;
+            let outcomes = vec![outcome.clone(); ops.len()];
+            match record(&mut tx, pusher, ops, &outcomes, now).await {
+                Ok(()) => super::audit::append(&mut tx, pusher.meta, entry, now)
+                    .await
+                    .map_err(PushError::from),
+                Err(e) => Err(e),
             }
-            out
         });
         match result {
             Ok(()) => Ok(vec![outcome; ops.len()]),
@@ -215,7 +218,7 @@ impl Store {
                     }
                 };
                 match executed {
-                    Ok(done) => record(&mut tx, pusher, op_id, &Outcome::Applied, now)
+                    Ok(done) => record(&mut tx, pusher, &[op_id], &[Outcome::Applied], now)
                         .await
                         .map(|()| done),
                     Err(e) => Err(PushError::Store(e)),
@@ -283,14 +286,9 @@ impl Store {
                             .into_iter()
                             .map(|r| r.map_or_else(Outcome::from, |()| Outcome::Applied))
                             .collect();
-                        let mut out = Ok(());
-                        for (op, outcome) in ids.iter().zip(&outcomes) {
-                            out = record(&mut tx, pusher, *op, outcome, now).await;
-                            if out.is_err() {
-                                break;
-                            }
-                        }
-                        out.map(|()| outcomes)
+                        record(&mut tx, pusher, &ids, &outcomes, now)
+                            .await
+                            .map(|()| outcomes)
                     }
                     Err(e) => Err(PushError::Store(e)),
                 }

@@ -73,6 +73,9 @@ impl FeedViewer {
 /// backends' limits).
 const FEED_INSERT_CHUNK: usize = 500;
 
+/// How many audit rows one `INSERT` writes at most (14 parameters each).
+const AUDIT_INSERT_CHUNK: usize = 500;
+
 /// `LIMIT`/`OFFSET` of a page.
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
@@ -305,21 +308,23 @@ pub trait Tx: Send {
         ops: &[Uuid],
     ) -> impl Future<Output = R<Vec<(Uuid, Json<serde_json::Value>)>>> + Send;
     /// Records an answer; false when one is recorded already (a concurrent retry).
-    fn insert_sync_result(
+    /// A stored blob's size and detected content type.
+    /// Records the answers of several ops in one statement per chunk (PostgreSQL: one `UNNEST`);
+    /// ops that have an answer already are left as they are. Answers how many were recorded.
+    fn insert_sync_results_bulk(
         &mut self,
         user: &str,
         device: Uuid,
-        op: Uuid,
-        result: &serde_json::Value,
+        ops: &[(Uuid, String)],
         at: DateTime<Utc>,
-    ) -> impl Future<Output = R<bool>> + Send;
-    /// A stored blob's size and detected content type.
+    ) -> impl Future<Output = R<u64>> + Send;
     fn blob(&mut self, sha256: &str) -> impl Future<Output = R<Option<(i64, String)>>> + Send;
 
     /// Serializes appends to the audit chain until the transaction ends.
     fn lock_audit(&mut self) -> impl Future<Output = R<()>> + Send;
     fn audit_tail(&mut self) -> impl Future<Output = R<Option<(i64, String)>>> + Send;
-    fn insert_audit(&mut self, row: &AuditRow) -> impl Future<Output = R<()>> + Send;
+    /// Inserts audit rows (already chained) in as few statements as the backend allows.
+    fn insert_audits(&mut self, rows: &[AuditRow]) -> impl Future<Output = R<()>> + Send;
     fn list_audit(
         &mut self,
         filter: &AuditFilter,
@@ -363,7 +368,7 @@ const DOC_COLUMNS: &str = "doc_id, case_id, kind, doctor_id, snapshot, snapshot_
 
 macro_rules! impl_tx {
     ($db:ty, lock_audit = $lock:expr, for_update = $for_update:literal,
-     repeatable_read = $rr:expr) => {
+     repeatable_read = $rr:expr, insert_sync_results = $insert_sync_results:path) => {
         impl Tx for sqlx::Transaction<'_, $db> {
             async fn case_row(&mut self, id: Uuid) -> R<Option<CaseRow>> {
                 sqlx::query_as("SELECT version, state FROM cases WHERE case_id = $1")
@@ -933,28 +938,27 @@ macro_rules! impl_tx {
                     .await
             }
 
-            async fn insert_audit(&mut self, a: &AuditRow) -> R<()> {
-                sqlx::query(
-                    "INSERT INTO audit_log (seq, at, user_id, role, action, case_id, resource_id, outcome, \
-                     request_id, device_id, device_time, ip, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind(a.seq)
-                .bind(a.at)
-                .bind(&a.user_id)
-                .bind(&a.role)
-                .bind(&a.action)
-                .bind(a.case_id)
-                .bind(&a.resource_id)
-                .bind(&a.outcome)
-                .bind(&a.request_id)
-                .bind(&a.device_id)
-                .bind(a.device_time)
-                .bind(&a.ip)
-                .bind(&a.prev_hash)
-                .bind(&a.hash)
-                .execute(&mut **self)
-                .await?;
+            async fn insert_audits(&mut self, rows: &[AuditRow]) -> R<()> {
+                for chunk in rows.chunks(AUDIT_INSERT_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) "));
+                    qb.push_values(chunk, |mut b, a| {
+                        b.push_bind(a.seq)
+                            .push_bind(a.at)
+                            .push_bind(a.user_id.clone())
+                            .push_bind(a.role.clone())
+                            .push_bind(a.action.clone())
+                            .push_bind(a.case_id)
+                            .push_bind(a.resource_id.clone())
+                            .push_bind(a.outcome.clone())
+                            .push_bind(a.request_id.clone())
+                            .push_bind(a.device_id.clone())
+                            .push_bind(a.device_time)
+                            .push_bind(a.ip.clone())
+                            .push_bind(a.prev_hash.clone())
+                            .push_bind(a.hash.clone());
+                    });
+                    qb.build().execute(&mut **self).await?;
+                }
                 Ok(())
             }
 
@@ -1249,26 +1253,14 @@ macro_rules! impl_tx {
                 qb.build_query_as().fetch_all(&mut **self).await
             }
 
-            async fn insert_sync_result(
+            async fn insert_sync_results_bulk(
                 &mut self,
                 user: &str,
                 device: Uuid,
-                op: Uuid,
-                result: &serde_json::Value,
+                ops: &[(Uuid, String)],
                 at: DateTime<Utc>,
-            ) -> R<bool> {
-                let done = sqlx::query(
-                    "INSERT INTO sync_ops (user_id, device_id, op_id, result, at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (user_id, device_id, op_id) DO NOTHING",
-                )
-                .bind(user)
-                .bind(device)
-                .bind(op)
-                .bind(Json(result))
-                .bind(at)
-                .execute(&mut **self)
-                .await?;
-                Ok(done.rows_affected() == 1)
+            ) -> R<u64> {
+                $insert_sync_results(self, user, device, ops, at).await
             }
 
             async fn blob(&mut self, sha256: &str) -> R<Option<(i64, String)>> {
@@ -1298,7 +1290,8 @@ impl_tx!(
     sqlx::Postgres,
     lock_audit = Some("SELECT pg_advisory_xact_lock(530153)"),
     for_update = " FOR UPDATE",
-    repeatable_read = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    repeatable_read = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
+    insert_sync_results = pg_insert_sync_results
 );
 // SQLite write transactions start with BEGIN IMMEDIATE and so are already one at a time; a read
 // transaction in WAL mode keeps the snapshot of its first read.

@@ -35,6 +35,11 @@ pub struct SyncSettings {
     pub compact_after: i32,
     /// How often the compaction job looks for such documents.
     pub compact_every: Duration,
+    /// Pushes applied at once; more wait for a slot (see [`push::PushGate`]). Below the
+    /// database pool's size, so that pulls and the API still get connections.
+    pub max_concurrent_pushes: usize,
+    /// How long a push waits for a slot before it is answered 503 with `Retry-After`.
+    pub push_wait: Duration,
 }
 
 impl Default for SyncSettings {
@@ -47,6 +52,8 @@ impl Default for SyncSettings {
             max_body_bytes: 32 * 1024 * 1024,
             compact_after: 200,
             compact_every: Duration::from_secs(30),
+            max_concurrent_pushes: 12,
+            push_wait: Duration::from_secs(3),
         }
     }
 }

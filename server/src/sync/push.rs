@@ -13,7 +13,8 @@
 use crate::api::RequestMeta;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{ChangeRef, Pusher};
+use crate::store::{ChangeRef, Pusher, StoreError};
+use crate::sync::SyncSettings;
 use sop_core::actor::Actor;
 use sop_core::command::{Command, NewDocument};
 use sop_core::content::DocRef;
@@ -21,7 +22,50 @@ use sop_core::sync::v1::{ChangeOp, CommandOp, Op, OpResult, Outcome, PushRequest
 use sop_core::{Refusal, RefusalCode};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
+
+/// Bounds the pushes applied at once (overload answers 503 with `Retry-After` instead of
+/// queueing on the database pool until its acquire timeout turns into a 500).
+///
+/// A push holds one pool connection at a time, so more pushes than connections only queue
+/// inside the pool; here they queue in order, for at most `SyncSettings::push_wait`.
+#[derive(Clone, Debug)]
+pub struct PushGate {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl PushGate {
+    pub fn new(settings: &SyncSettings) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(settings.max_concurrent_pushes.max(1))),
+            wait: settings.push_wait,
+        }
+    }
+
+    /// A slot, or `Unavailable` (503) when none frees up in time.
+    async fn enter(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(AppError::Unavailable(
+                "sync push: no slot free in time".to_owned(),
+            )),
+        }
+    }
+}
+
+/// A store error, with a database pool that stayed exhausted answered as overload (503).
+fn store_error(e: StoreError) -> AppError {
+    match e {
+        StoreError::Db(sqlx::Error::PoolTimedOut) => {
+            AppError::Unavailable("sync push: database pool timed out".to_owned())
+        }
+        other => other.into(),
+    }
+}
 
 /// Who pushes.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +88,7 @@ pub async fn push(
     req: &PushRequest,
 ) -> Result<PushResponse, AppError> {
     req.check_limits(&state.settings.limits)?;
+    let _slot = state.push_gate.enter().await?;
     let audit = sender.meta.audit(sender.actor);
     let pusher = Pusher {
         user: sender.user,
@@ -53,7 +98,11 @@ pub async fn push(
         limits: &state.settings.limits,
     };
     let ids: Vec<Uuid> = req.ops.iter().map(|op| op.op_id().0).collect();
-    let recorded = state.store.recorded_results(&pusher, &ids).await?;
+    let recorded = state
+        .store
+        .recorded_results(&pusher, &ids)
+        .await
+        .map_err(store_error)?;
     let mut answers: Vec<Option<Outcome>> = vec![None; req.ops.len()];
     let mut first_seen: HashMap<Uuid, usize> = HashMap::new();
     let mut repeats: Vec<(usize, usize)> = Vec::new();
@@ -132,7 +181,8 @@ async fn flush(
     let outcomes = state
         .store
         .push_changes(pusher, &group.doc_ref, &ops, state.now())
-        .await?;
+        .await
+        .map_err(store_error)?;
     for ((i, _), outcome) in group.ops.iter().zip(outcomes) {
         answers[*i] = Some(outcome);
     }
@@ -155,7 +205,8 @@ async fn run_command(
     let done = state
         .store
         .push_command(pusher, op.op_id.0, op.case_id, &command, state.now())
-        .await?;
+        .await
+        .map_err(store_error)?;
     if done.effects {
         state.outbox_wake.notify();
     }
