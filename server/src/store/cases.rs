@@ -96,7 +96,10 @@ pub(crate) async fn execute_in<T: Tx>(
     feed: &mut FeedBatch,
 ) -> Result<Executed, StoreError> {
     let current = load_for_update(tx, case_id).await?;
-    execute_loaded(tx, current, case_id, command, actor, meta, limits, now, feed).await
+    execute_loaded(
+        tx, current, case_id, command, actor, meta, limits, now, feed,
+    )
+    .await
 }
 
 /// [`execute_in`] on the case as the caller already loaded it with [`load_for_update`] in this

@@ -105,7 +105,9 @@ impl DocCache {
 
     fn inner(&self) -> std::sync::MutexGuard<'_, CacheInner> {
         // A panic while holding the lock leaves at worst a missing entry: keep going.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes document `doc_id` out of the cache if it is the one with `heads` (sorted hex).
@@ -565,7 +567,10 @@ async fn sync_intake<T: Tx>(
     // The caller holds the case's row already (loaded at `version`): no second read.
     let case_id = case.case_id;
     let current = Some((case, version));
-    execute_loaded(tx, current, case_id, &command, actor, meta, limits, now, feed).await?;
+    execute_loaded(
+        tx, current, case_id, &command, actor, meta, limits, now, feed,
+    )
+    .await?;
     Ok(())
 }
 

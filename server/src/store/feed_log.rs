@@ -76,7 +76,8 @@ pub(crate) struct FeedBatch {
     /// the feed table only at commit, so later reads in the same transaction take them here.
     docs: HashMap<Uuid, ContentDoc>,
     /// The transaction's audit rows, chained at commit (the chain's lock is taken last).
-    audits: Vec<PendingAudit>,    /// Where committed documents are kept for the next write (none: nowhere).
+    audits: Vec<PendingAudit>,
+    /// Where committed documents are kept for the next write (none: nowhere).
     cache: Option<DocCache>,
 }
 

@@ -60,7 +60,8 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct Store {
     db: Db,
     /// Where "pull now" hints go after a commit that wrote feed rows (none: nowhere).
-    hints: Option<Hints>,    /// Content documents as the last write on this instance committed them.
+    hints: Option<Hints>,
+    /// Content documents as the last write on this instance committed them.
     docs: docs::DocCache,
 }
 
