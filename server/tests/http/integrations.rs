@@ -489,6 +489,25 @@ impl Api {
         (case_id, reference)
     }
 
+    /// Asserts the audit log shows admins a payment result for `case_id` refused for its amount.
+    async fn assert_amount_mismatch_flagged(&self, case_id: &str) {
+        let audit = self
+            .ok(
+                "/admin/audit-log",
+                ADMIN,
+                json!({"case_id": case_id, "size": 100}),
+            )
+            .await;
+        assert!(
+            audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["outcome"] == "refused:amount_mismatch"),
+            "{audit}"
+        );
+    }
+
     /// The case as an admin sees it.
     async fn details(&self, case_id: &str) -> Value {
         self.ok("/admin/case-details", ADMIN, json!({"case_id": case_id}))
@@ -1264,21 +1283,7 @@ async fn reconciliation_asks_the_platform_and_applies_each_answer(database_url: 
     assert_eq!(api.status(&failed).await, "payment_failed");
     assert_eq!(api.status(&pending).await, "awaiting_payment");
     assert_eq!(api.status(&mismatched).await, "awaiting_payment");
-    let audit = api
-        .ok(
-            "/admin/audit-log",
-            ADMIN,
-            json!({"case_id": mismatched, "size": 100}),
-        )
-        .await;
-    assert!(
-        audit
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["outcome"] == "refused:amount_mismatch"),
-        "{audit}"
-    );
+    api.assert_amount_mismatch_flagged(&mismatched).await;
     api.drained().await;
     // The success created its invoice and told the patient and coordinator; the failure told
     // the patient; the pending one produced nothing.
@@ -1596,21 +1601,7 @@ async fn callbacks_are_verified_and_each_has_its_spec_outcome(database_url: Opti
     assert_eq!(wrong.status, 400, "{wrong:?}");
     assert_eq!(wrong.body["data"]["code"], "amount_mismatch");
     assert_eq!(api.status(&case_id).await, "awaiting_payment");
-    let audit = api
-        .ok(
-            "/admin/audit-log",
-            ADMIN,
-            json!({"case_id": case_id, "size": 100}),
-        )
-        .await;
-    assert!(
-        audit
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["outcome"] == "refused:amount_mismatch"),
-        "{audit}"
-    );
+    api.assert_amount_mismatch_flagged(&case_id).await;
     // Unknown payment: recorded, no transition anywhere.
     let unknown = uuid::Uuid::now_v7().to_string();
     let recorded = api
