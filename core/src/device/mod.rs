@@ -204,7 +204,7 @@ impl Device {
         let mut case = row.local;
         if matches!(self.actor, Actor::Patient(_)) {
             let doc_ref = DocRef::new(case_id, crate::access::ContentKind::Intake);
-            if let Some(intake) = self.with_doc(conn, &doc_ref, |doc| content::intake::get(doc))? {
+            if let Some(intake) = self.with_doc(conn, &doc_ref, content::intake::get)? {
                 case.intake = intake;
             }
         }
@@ -639,18 +639,16 @@ impl Device {
     ) -> Result<Option<T>> {
         let doc_id = doc_ref.doc_id();
         let mut cache = lock(&self.docs);
-        if !cache.contains_key(&doc_id) {
-            match rows::doc_row(conn, doc_id, doc_ref.doc_kind(), &self.doc_actor)? {
-                Some(row) => {
-                    cache.insert(doc_id, row);
+        let row = match cache.entry(doc_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                match rows::doc_row(conn, doc_id, doc_ref.doc_kind(), &self.doc_actor)? {
+                    Some(row) => e.insert(row),
+                    None => return Ok(None),
                 }
-                None => return Ok(None),
             }
-        }
-        match cache.get(&doc_id) {
-            Some(row) => Ok(Some(f(&row.doc)?)),
-            None => Ok(None),
-        }
+        };
+        Ok(Some(f(&row.doc)?))
     }
 
     /// Takes a case's content document out of the cache (or loads it, or starts a new one from

@@ -39,6 +39,13 @@ fn full_intake() -> IntakeEdit {
     }
 }
 
+/// A draft with a complete intake, created offline.
+fn draft(device: &Device) -> String {
+    device
+        .create_case(RT.into(), DC.into(), full_intake(), false)
+        .unwrap()
+}
+
 fn code(e: DeviceError) -> String {
     match e {
         DeviceError::Refused { code, .. } => code,
@@ -237,9 +244,7 @@ fn a_command_the_rules_refuse_is_answered_at_once_and_queues_nothing() {
 fn a_failing_outbox_write_leaves_no_local_effect() {
     let dir = tempfile::tempdir().unwrap();
     let device = patient(&dir);
-    let case_id = device
-        .create_case(RT.into(), DC.into(), full_intake(), false)
-        .unwrap();
+    let case_id = draft(&device);
     // Make every outbox insert fail, as a full disk would.
     device
         .read(|c| {
@@ -285,9 +290,7 @@ fn a_failing_outbox_write_leaves_no_local_effect() {
 fn attaching_copies_hashes_and_queues_in_one_step() {
     let dir = tempfile::tempdir().unwrap();
     let device = patient(&dir);
-    let case_id = device
-        .create_case(RT.into(), DC.into(), full_intake(), false)
-        .unwrap();
+    let case_id = draft(&device);
     let file = dir.path().join("scan.bin");
     std::fs::write(&file, b"%PDF-1.7 a small pdf").unwrap();
     let document_id = device
@@ -333,9 +336,7 @@ fn attaching_copies_hashes_and_queues_in_one_step() {
 fn a_refused_content_change_rolls_the_document_back_and_keeps_a_draft() {
     let dir = tempfile::tempdir().unwrap();
     let device = patient(&dir);
-    let case_id = device
-        .create_case(RT.into(), DC.into(), full_intake(), false)
-        .unwrap();
+    let case_id = draft(&device);
     device
         .edit_intake(
             case_id.clone(),
@@ -378,9 +379,7 @@ fn a_refused_content_change_rolls_the_document_back_and_keeps_a_draft() {
 fn a_refused_command_rolls_the_case_back_to_the_server_state() {
     let dir = tempfile::tempdir().unwrap();
     let device = patient(&dir);
-    let case_id = device
-        .create_case(RT.into(), DC.into(), full_intake(), false)
-        .unwrap();
+    let case_id = draft(&device);
     device.submit_case(case_id.clone()).unwrap();
     assert_eq!(
         device.get_case(case_id.clone()).unwrap().status,
@@ -399,9 +398,7 @@ fn a_refused_command_rolls_the_case_back_to_the_server_state() {
 fn a_refused_creation_removes_the_case_and_keeps_what_was_typed() {
     let dir = tempfile::tempdir().unwrap();
     let device = patient(&dir);
-    let case_id = device
-        .create_case(RT.into(), DC.into(), full_intake(), false)
-        .unwrap();
+    let case_id = draft(&device);
     let batch = device.prepare_push().unwrap();
     let refused: Outcome = Refusal::new(RefusalCode::CategoryInactive).into();
     apply_answer(&device, &batch, vec![refused], vec![]);
@@ -416,12 +413,8 @@ fn a_refused_creation_removes_the_case_and_keeps_what_was_typed() {
 fn revoked_access_purges_the_case_its_documents_queue_and_files() {
     let dir = tempfile::tempdir().unwrap();
     let device = patient(&dir);
-    let keep = device
-        .create_case(RT.into(), DC.into(), full_intake(), false)
-        .unwrap();
-    let gone = device
-        .create_case(RT.into(), DC.into(), full_intake(), false)
-        .unwrap();
+    let keep = draft(&device);
+    let gone = draft(&device);
     let file = dir.path().join("x.png");
     std::fs::write(&file, b"\x89PNG\r\n\x1a\nrest").unwrap();
     device

@@ -257,6 +257,18 @@ fn pdf(dir: &Path, name: &str, size: usize) -> PathBuf {
     path
 }
 
+/// Two phones of the patient, both synced on a draft phone A created.
+async fn two_phones_on_a_draft(w: &World) -> (Arc<Device>, Arc<Device>, String) {
+    let a = w.phone(PATIENT, "a");
+    let b = w.phone(PATIENT, "b");
+    let (rt, dc) = (w.rt_id.clone(), w.dc_id.clone());
+    let pa = a.clone();
+    let case_id = blocking(move || pa.create_case(rt, dc, full_intake(), false).unwrap()).await;
+    sync(&a).await;
+    sync(&b).await;
+    (a, b, case_id)
+}
+
 macro_rules! on_both {
     ($name:ident) => {
         mod $name {
@@ -343,13 +355,7 @@ async fn an_offline_draft_with_a_file_syncs_once_online(w: World) {
 on_both!(an_offline_draft_with_a_file_syncs_once_online);
 
 async fn two_phones_typing_into_one_draft_converge(w: World) {
-    let a = w.phone(PATIENT, "a");
-    let b = w.phone(PATIENT, "b");
-    let (rt, dc) = (w.rt_id.clone(), w.dc_id.clone());
-    let pa = a.clone();
-    let case_id = blocking(move || pa.create_case(rt, dc, full_intake(), false).unwrap()).await;
-    sync(&a).await;
-    sync(&b).await;
+    let (a, b, case_id) = two_phones_on_a_draft(&w).await;
     assert_eq!(b.intake(case_id.clone()).unwrap().medical_history, HISTORY);
     a.edit_intake(
         case_id.clone(),
@@ -383,13 +389,7 @@ async fn two_phones_typing_into_one_draft_converge(w: World) {
 on_both!(two_phones_typing_into_one_draft_converge);
 
 async fn a_refused_edit_rolls_back_and_keeps_a_recovered_draft(w: World) {
-    let a = w.phone(PATIENT, "a");
-    let b = w.phone(PATIENT, "b");
-    let (rt, dc) = (w.rt_id.clone(), w.dc_id.clone());
-    let pa = a.clone();
-    let case_id = blocking(move || pa.create_case(rt, dc, full_intake(), false).unwrap()).await;
-    sync(&a).await;
-    sync(&b).await;
+    let (a, b, case_id) = two_phones_on_a_draft(&w).await;
     // Phone B submits; phone A, not knowing, keeps typing.
     b.submit_case(case_id.clone()).unwrap();
     sync(&b).await;
@@ -572,3 +572,69 @@ async fn an_interrupted_upload_continues_where_the_server_stopped(w: World) {
     assert_eq!(admin["documents"][0]["sha256"], sha);
 }
 on_both!(an_interrupted_upload_continues_where_the_server_stopped);
+
+/// Counts what the device tells its app.
+#[derive(Default)]
+struct Counter {
+    hints: std::sync::atomic::AtomicUsize,
+    changes: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+impl sop_core::device::ChangeListener for Counter {
+    fn changed(&self, case_ids: Vec<String>) {
+        self.changes.lock().unwrap().push(case_ids);
+    }
+
+    fn sync_hint(&self) {
+        self.hints.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn live_hints_reach_the_listener_and_changes_are_announced(w: World) {
+    let (a, b, case_id) = two_phones_on_a_draft(&w).await;
+    let counter = Arc::new(Counter::default());
+    a.set_listener(Some(counter.clone()));
+    a.start_live().unwrap();
+    let hints = || counter.hints.load(std::sync::atomic::Ordering::SeqCst);
+    // One hint on connecting (the app syncs on every reconnect).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hints() < 1 {
+        assert!(Instant::now() < deadline, "no hint on connecting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connected = hints();
+    // Phone B edits and syncs: phone A hears about it.
+    b.edit_intake(
+        case_id.clone(),
+        IntakeEdit {
+            questions: Some("Edited on phone B".into()),
+            ..IntakeEdit::default()
+        },
+    )
+    .unwrap();
+    sync(&b).await;
+    while hints() <= connected {
+        assert!(
+            Instant::now() < deadline,
+            "no hint after another phone's change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The app syncs on the hint; the listener hears which case changed.
+    sync(&a).await;
+    assert_eq!(
+        a.intake(case_id.clone()).unwrap().questions,
+        "Edited on phone B"
+    );
+    assert!(
+        counter
+            .changes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|ids| ids.contains(&case_id))
+    );
+    let a2 = a.clone();
+    blocking(move || a2.stop_live()).await;
+}
+on_both!(live_hints_reach_the_listener_and_changes_are_announced);
