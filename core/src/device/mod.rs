@@ -62,8 +62,16 @@ pub struct Device {
     syncing: Mutex<()>,
     /// Documents as last loaded or written by this object, so typing does not reparse the
     /// document on every character. Write-through: SQLite stays the truth; the sync client
-    /// writes to SQLite only and empties the cache after each of its transactions.
-    docs: Mutex<HashMap<DocId, rows::DocRow>>,
+    /// writes to SQLite only and empties the cache in each of its transactions; a commit by
+    /// another connection (another `Device` on the same file) empties it too.
+    docs: Mutex<DocCache>,
+}
+
+/// The document cache and the `PRAGMA data_version` it was filled at.
+#[derive(Default)]
+struct DocCache {
+    data_version: i64,
+    docs: HashMap<DocId, rows::DocRow>,
 }
 
 fn parse_id<T: FromStr>(what: &str, s: &str) -> Result<T> {
@@ -148,7 +156,7 @@ impl Device {
             listener: Mutex::new(None),
             live: Mutex::new(None),
             syncing: Mutex::new(()),
-            docs: Mutex::new(HashMap::new()),
+            docs: Mutex::new(DocCache::default()),
         })
     }
 
@@ -638,8 +646,8 @@ impl Device {
         f: impl FnOnce(&ContentDoc) -> std::result::Result<T, crate::refusal::Refusal>,
     ) -> Result<Option<T>> {
         let doc_id = doc_ref.doc_id();
-        let mut cache = lock(&self.docs);
-        let row = match cache.entry(doc_id) {
+        let mut cache = self.doc_cache(conn)?;
+        let row = match cache.docs.entry(doc_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 match rows::doc_row(conn, doc_id, doc_ref.doc_kind(), &self.doc_actor)? {
@@ -654,19 +662,31 @@ impl Device {
     /// Takes a case's content document out of the cache (or loads it, or starts a new one from
     /// the genesis) for editing; [`Device::cache_doc`] puts it back once the edit is committed.
     fn take_doc(&self, conn: &Connection, doc_ref: &DocRef) -> Result<rows::DocRow> {
-        if let Some(row) = lock(&self.docs).remove(&doc_ref.doc_id()) {
+        if let Some(row) = self.doc_cache(conn)?.docs.remove(&doc_ref.doc_id()) {
             return Ok(row);
         }
         self.load_doc(conn, doc_ref)
     }
 
     fn cache_doc(&self, doc_id: DocId, row: rows::DocRow) {
-        lock(&self.docs).insert(doc_id, row);
+        lock(&self.docs).docs.insert(doc_id, row);
     }
 
-    /// Empties the document cache (after the sync client wrote documents).
+    /// Empties the document cache (the sync client is about to write documents).
     fn forget_docs(&self) {
-        lock(&self.docs).clear();
+        lock(&self.docs).docs.clear();
+    }
+
+    /// The document cache, emptied first if another connection committed to the file since it
+    /// was filled (`data_version` changes only for other connections' commits).
+    fn doc_cache(&self, conn: &Connection) -> Result<MutexGuard<'_, DocCache>> {
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let mut cache = lock(&self.docs);
+        if cache.data_version != version {
+            cache.docs.clear();
+            cache.data_version = version;
+        }
+        Ok(cache)
     }
 
     /// Loads a content document of a case from SQLite, or a new one (genesis) if the device

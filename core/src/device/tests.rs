@@ -471,3 +471,55 @@ fn a_doctor_cannot_write_a_patients_intake_nor_a_case_it_lacks() {
         Err(DeviceError::NotFound { .. })
     ));
 }
+
+#[test]
+fn a_device_can_be_shared_between_threads() {
+    // The bindings hand one `Device` to the app's threads (uniffi objects are `Arc`s).
+    fn shared<T: Send + Sync>() {}
+    shared::<Device>();
+}
+
+#[test]
+fn two_objects_on_one_file_never_overwrite_each_others_typing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = patient(&dir);
+    let case_id = draft(&first);
+    first
+        .edit_intake(
+            case_id.clone(),
+            IntakeEdit {
+                questions: Some("from the first".into()),
+                ..IntakeEdit::default()
+            },
+        )
+        .unwrap();
+    let second = patient(&dir);
+    second
+        .edit_intake(
+            case_id.clone(),
+            IntakeEdit {
+                medical_history: Some("from the second".into()),
+                ..IntakeEdit::default()
+            },
+        )
+        .unwrap();
+    // The first object's cached document is stale now; its next edit must build on the file.
+    first
+        .edit_intake(
+            case_id.clone(),
+            IntakeEdit {
+                patient_age: Some(41),
+                ..IntakeEdit::default()
+            },
+        )
+        .unwrap();
+    let intake = patient(&dir).intake(case_id).unwrap();
+    assert_eq!(
+        (
+            intake.questions.as_str(),
+            intake.medical_history.as_str(),
+            intake.patient_age
+        ),
+        ("from the first", "from the second", Some(41))
+    );
+}
