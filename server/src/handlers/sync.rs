@@ -6,6 +6,9 @@
 //! Bodies may be larger than the API's 1 MiB (a push carries up to `Limits::max_push_ops`
 //! changes): they are read here up to `SyncSettings::max_body_bytes`, and a larger one is a 413
 //! envelope naming the limit; malformed JSON is a 400 envelope saying what is wrong.
+//!
+//! Overload is a 503 envelope with `Retry-After` (`sync::push::PushGate`), never a 500: a push
+//! waits at most `SyncSettings::push_wait` for one of `max_concurrent_pushes` slots.
 
 use crate::api::RequestMeta;
 use crate::auth::{Audience, AuthUser, SyncAuth};

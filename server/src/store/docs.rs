@@ -8,9 +8,10 @@
 //! the snapshot, each holding the changes of one write (appended with the rest of the feed, in
 //! bulk, by the transaction's [`FeedBatch`]). A new document's snapshot is its genesis alone, so
 //! every content row applies on any device (every device has the genesis). Loading is snapshot
-//! plus later changes; the periodic [`Store::compact_documents`] folds the changes into a new
-//! snapshot (written first) and then clears the change bytes the previous snapshot already held
-//! (so devices slightly behind still get plain changes), in one transaction.
+//! plus later changes (a writer first tries the [`DocCache`] of committed documents, checked
+//! against the stored heads); the periodic [`Store::compact_documents`] folds the changes into
+//! a new snapshot (written first) and then clears the change bytes the previous snapshot already
+//! held (so devices slightly behind still get plain changes), in one transaction.
 //!
 //! **Writing** ([`write_in`]) runs inside the caller's transaction, holding the case's row: the
 //! write permission (core `check_write` for pushes, so a late edit is `content_frozen`; core
