@@ -460,6 +460,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     post("/admin/audit-log", "The audit log, newest first", Json(AUDIT_LOG), Page),
     post("/admin/outbox", "Outbound calls and their delivery attempts, newest first", Json(NONE), Page),
     post("/admin/list-notifications", "The admins' inbox, in the request language", Json(NONE), Page),
+    post("/admin/get-report", "The final report PDF (audited; 409 while not ready)", Json(REPORT), Reply::Pdf),
     // Job triggers.
     post("/scheduler/run-draft-reminders", "Remind patients of drafts left unedited → {sent, skipped}", Body::Empty, Data),
     post("/scheduler/run-overdue-alerts", "Alert about cases past their due date → {sent, skipped}", Body::Empty, Data),

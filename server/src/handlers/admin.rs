@@ -4,7 +4,7 @@
 //!   (SPEC §2); the catalog rules are `sop_core::catalog::check_*`, applied by the store.
 //! - [`cases`]: the case list, the case details with the seven-step progress (SPEC §3.4), and the
 //!   admin's commands (T4, T5, T16, T17), all decided by the core rules.
-//! - [`records`]: the audit log, the outbox and the admins' inbox.
+//! - [`records`]: the audit log, the outbox, the admins' inbox and the report download.
 //!
 //! Adding an endpoint: write the handler in the module it belongs to, add its route here, and its
 //! row in [`crate::openapi`] (a test fails when a route is missing from the document).
@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit-log", post(records::audit_log))
         .route("/outbox", post(records::outbox))
         .route("/list-notifications", post(records::list_notifications))
+        .route("/get-report", post(records::get_report))
 }
 
 /// The core's actor for an authenticated dashboard user.

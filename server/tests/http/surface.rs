@@ -567,6 +567,7 @@ pub fn rows() -> Vec<Row> {
         row(Post, "/admin/audit-log", Assigned, |c| Req::Json(json!({"case_id": c.case_id})), ADMIN_ONLY),
         row(Post, "/admin/outbox", Assigned, empty, ADMIN_ONLY),
         row(Post, "/admin/list-notifications", Submitted, empty, ADMIN_ONLY),
+        row(Post, "/admin/get-report", Completed, case, ADMIN_ONLY),
         // ----- /scheduler (an admin token, ADR 0002) --------------------------------------------
         row(Post, "/scheduler/run-draft-reminders", Draft, empty, ADMIN_ONLY),
         row(Post, "/scheduler/run-overdue-alerts", Assigned, empty, ADMIN_ONLY),

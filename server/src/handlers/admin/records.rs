@@ -1,17 +1,20 @@
 //! What admins read besides cases: the audit log (SPEC §8), the outbox of outbound calls with
-//! their delivery state (DESIGN §4), and the admins' notification inbox (SPEC §7).
+//! their delivery state (DESIGN §4), the admins' notification inbox (SPEC §7) and a case's
+//! report PDF (SPEC §8: admins see the report).
 
-use crate::api::{PageQuery, paged};
+use crate::api::{PageQuery, RequestMeta, paged};
 use crate::auth::AdminAuth;
 use crate::envelope::Envelope;
 use crate::error::AppError;
-use crate::extract::JsonOrEmpty;
+use crate::extract::{Json, JsonOrEmpty};
 use crate::handlers::app::{NotificationItem, inbox};
+use crate::handlers::downloads::{self, ReportRequest};
 use crate::lang::RequestLang;
 use crate::state::AppState;
 use crate::store::rows::{AuditRow, OutboxRow};
 use crate::store::{ADMINS_RECIPIENT, AuditFilter};
 use axum::extract::State;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sop_core::case::case_reference;
@@ -116,4 +119,18 @@ pub async fn list_notifications(
 ) -> Result<Envelope<Vec<NotificationItem>>, AppError> {
     let recipients = [ADMINS_RECIPIENT.to_owned(), user.sub];
     inbox(&state, &recipients, lang, req).await
+}
+
+/// `POST /admin/get-report`: the report PDF of a completed case (`lang` in the body or the
+/// header), as the patient and the coordinator get it. Audited like theirs.
+pub async fn get_report(
+    State(state): State<AppState>,
+    AdminAuth(user): AdminAuth,
+    meta: RequestMeta,
+    RequestLang(lang): RequestLang,
+    Json(req): Json<ReportRequest>,
+) -> Result<Response, AppError> {
+    let actor = super::admin_actor(&user);
+    let lang = req.lang(lang);
+    downloads::report(&state, &meta, &actor, req.case_id, lang).await
 }
