@@ -5,9 +5,11 @@
 //! A server record is what the user may see of a case (SPEC §8), not the whole case: payment
 //! history, pricing and reminder times are missing or partial. The rebuilt case fills them
 //! with what the record says (the current payment, the pricing of the card) and neutral values
-//! otherwise. That is enough for the rules a device user can trigger; where a rule needs data a
-//! device never has (a category's eligible doctors), [`needs_server`] lets the command through
-//! to the server, which decides.
+//! otherwise. That is enough for the rules a device user can trigger. Data a device never has
+//! (a category's eligible doctors, the coordinator mappings, catalog entries not received yet)
+//! is assumed to pass in the catalog the device decides with (`Device::catalog_for`), so such a
+//! command shows its expected effect locally until the server answers; [`needs_server`] covers
+//! what is left (a price or payment the record lacks) by queueing without a local effect.
 
 use crate::Timestamp;
 use crate::actor::Actor;
@@ -32,8 +34,9 @@ use super::types::{
     AssignmentInfo, CaseDetail, DocumentInfo, RequestInfo, StatusCardInfo, TimelineItem,
 };
 
-/// Refusals that depend on data a device does not hold (eligibility lists, prices it never
-/// saw): the device queues the command without a local effect and lets the server decide.
+/// Refusals that depend on data a device does not hold (prices or payments it never saw; the
+/// eligibility and catalog codes are a safety net, `Device::catalog_for` assumes those pass):
+/// the device queues the command without a local effect and lets the server decide.
 pub(crate) fn needs_server(code: RefusalCode) -> bool {
     matches!(
         code,

@@ -226,7 +226,7 @@ impl Device {
             return Ok(());
         };
         let commands = rows::queued_commands(tx, case_id)?;
-        let catalog = self.catalog_for(tx, None, commands.first())?;
+        let catalog = self.catalog_for(tx, row.base.as_ref(), &commands)?;
         match cases::replay(row.base.clone(), &commands, &self.actor, &catalog, now) {
             Some(local) => rows::put_case(
                 tx,
@@ -248,47 +248,78 @@ impl Device {
         }
     }
 
-    /// The catalog for deciding `command` on `case`: the device's copy, plus an active
-    /// placeholder for a review type or category it has not received yet (a patient may create
-    /// a case before the first sync; the server checks the real entry).
+    /// The catalog for deciding `commands` (in order) on `case`: the device's copy, with what a
+    /// device cannot know assumed to pass, as the server will check it for real. A review type
+    /// or category the device has not received yet is an active placeholder (a patient may
+    /// create a case before the first sync); the feed never carries a category's specialists nor
+    /// the coordinator mappings, so the doctors these commands name count as eligible (the
+    /// coordinator's phone shows the assignment at once; a server refusal rolls it back).
     fn catalog_for(
         &self,
         conn: &Connection,
         case: Option<&Case>,
-        command: Option<&Command>,
+        commands: &[Command],
     ) -> Result<crate::catalog::Catalog> {
         let mut catalog = rows::catalog(conn)?;
-        let ids = match (command, case) {
-            (Some(Command::CreateCase { rt_id, dc_id, .. }), _) => Some((*rt_id, *dc_id)),
-            (_, Some(c)) => Some((c.rt_id, c.dc_id)),
+        let created = commands.iter().find_map(|c| match c {
+            Command::CreateCase { rt_id, dc_id, .. } => Some((*rt_id, *dc_id)),
             _ => None,
+        });
+        let Some((rt, dc)) = created.or(case.map(|c| (c.rt_id, c.dc_id))) else {
+            return Ok(catalog);
         };
-        if let Some((rt, dc)) = ids {
-            if catalog.review_type(rt).is_none() {
-                catalog.review_types.push(crate::catalog::ReviewType {
-                    rt_id: rt,
-                    title_en: String::new(),
-                    title_ar: String::new(),
-                    description_en: String::new(),
-                    description_ar: String::new(),
-                    duration_en: String::new(),
-                    duration_ar: String::new(),
-                    price: 0,
-                    currency: String::new(),
-                    expected_review_days: 1,
-                    icon: String::new(),
-                    active: true,
-                    created_at: now(),
-                });
-            }
-            if catalog.category(dc).is_none() {
-                catalog.categories.push(crate::catalog::DiseaseCategory {
-                    dc_id: dc,
-                    label_en: String::new(),
-                    label_ar: String::new(),
-                    active: true,
-                    doctor_ids: Vec::new(),
-                });
+        if catalog.review_type(rt).is_none() {
+            catalog.review_types.push(crate::catalog::ReviewType {
+                rt_id: rt,
+                title_en: String::new(),
+                title_ar: String::new(),
+                description_en: String::new(),
+                description_ar: String::new(),
+                duration_en: String::new(),
+                duration_ar: String::new(),
+                price: 0,
+                currency: String::new(),
+                expected_review_days: 1,
+                icon: String::new(),
+                active: true,
+                created_at: now(),
+            });
+        }
+        if catalog.category(dc).is_none() {
+            catalog.categories.push(crate::catalog::DiseaseCategory {
+                dc_id: dc,
+                label_en: String::new(),
+                label_ar: String::new(),
+                active: true,
+                doctor_ids: Vec::new(),
+            });
+        }
+        for command in commands {
+            match command {
+                Command::AssignDoctors { doctors } => {
+                    if let Some(category) = catalog.categories.iter_mut().find(|c| c.dc_id == dc) {
+                        category
+                            .doctor_ids
+                            .extend(doctors.iter().map(|d| d.doctor_id.clone()));
+                    }
+                }
+                Command::AssignCoordinator { doctor_id, .. }
+                | Command::ReassignCoordinator { doctor_id } => {
+                    match catalog
+                        .mappings
+                        .iter_mut()
+                        .find(|m| m.active && m.speciality_id == dc)
+                    {
+                        Some(mapping) => mapping.doctor_ids.push(doctor_id.clone()),
+                        None => catalog.mappings.push(crate::catalog::CoordinatorMapping {
+                            cc_id: crate::ids::MappingId(uuid::Uuid::nil()),
+                            speciality_id: dc,
+                            doctor_ids: vec![doctor_id.clone()],
+                            active: true,
+                        }),
+                    }
+                }
+                _ => {}
             }
         }
         Ok(catalog)
@@ -504,7 +535,7 @@ impl Device {
         let now = now();
         let row = rows::case_row(tx, case_id)?;
         let current = self.current_case(tx, case_id)?;
-        let catalog = self.catalog_for(tx, current.as_ref(), Some(command))?;
+        let catalog = self.catalog_for(tx, current.as_ref(), std::slice::from_ref(command))?;
         match cases::run(current.as_ref(), command, &self.actor, &catalog, now) {
             Ok(Some(local)) => {
                 let (record, base) = row.map(|r| (r.record, r.base)).unwrap_or_default();

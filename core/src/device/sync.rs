@@ -348,7 +348,7 @@ impl Device {
         let Some(row) = rows::case_row(tx, op.case_id)? else {
             return Ok(());
         };
-        let catalog = self.catalog_for(tx, row.base.as_ref(), Some(&op.command))?;
+        let catalog = self.catalog_for(tx, row.base.as_ref(), std::slice::from_ref(&op.command))?;
         if let Ok(Some(base)) =
             cases::run(row.base.as_ref(), &op.command, &self.actor, &catalog, now)
         {

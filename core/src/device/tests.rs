@@ -523,3 +523,116 @@ fn two_objects_on_one_file_never_overwrite_each_others_typing() {
         ("from the first", "from the second", Some(41))
     );
 }
+
+/// A paid case as the feed shows it to its coordinator EMP10.
+fn paid_case_record(case_id: &str) -> FeedItem {
+    let at = "2026-01-02T10:00:00Z";
+    FeedItem::CaseRecord {
+        case_id: case_id.parse().unwrap(),
+        record: serde_json::json!({
+            "case_id": case_id, "patient_id": "P1", "rt_id": RT, "dc_id": DC,
+            "status": "payment_successful", "coordinator_id": "EMP10",
+            "created_at": at, "updated_at": at, "submitted_at": at, "paid_at": at,
+            "assignments": [{
+                "doctor_id": "EMP10", "role": "coordinator", "active": true,
+                "assigned_at": at, "removed_at": null, "opinion_submitted": false
+            }],
+        }),
+    }
+}
+
+fn assignment(doctor: &str) -> DoctorAssignment {
+    DoctorAssignment {
+        doctor_id: doctor.into(),
+        requested_items: Vec::new(),
+    }
+}
+
+/// The specialists a case shows as active.
+fn specialists(device: &Device, case_id: &str) -> Vec<String> {
+    let detail = device.get_case(case_id.into()).unwrap();
+    detail
+        .assignments
+        .into_iter()
+        .filter(|a| a.role == "specialist" && a.active)
+        .map(|a| a.doctor_id)
+        .collect()
+}
+
+#[test]
+fn a_coordinators_assignment_shows_at_once_and_a_server_refusal_rolls_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::open(config(&dir, "EMP10", Role::Doctor)).unwrap();
+    let case_id = uuid::Uuid::now_v7().to_string();
+    apply_answer(
+        &device,
+        &super::sync::Batch::empty(),
+        vec![],
+        vec![paid_case_record(&case_id)],
+    );
+    assert_eq!(
+        device.get_case(case_id.clone()).unwrap().status,
+        "payment_successful"
+    );
+
+    // What the device can know is refused at once, with nothing queued.
+    for (doctors, expected) in [
+        (vec![], RefusalCode::NoDoctors),
+        (
+            vec![assignment("EMP11"), assignment("EMP11")],
+            RefusalCode::DoctorAlreadyAssigned,
+        ),
+        (vec![assignment("EMP10")], RefusalCode::DoctorIsCoordinator),
+    ] {
+        let err = device.assign_doctors(case_id.clone(), doctors).unwrap_err();
+        assert_eq!(code(err), expected.to_string());
+    }
+    let err = device
+        .unassign_doctor(case_id.clone(), "EMP11".into())
+        .unwrap_err();
+    assert_eq!(code(err), RefusalCode::InvalidStatus.to_string());
+    assert_eq!(device.pending_op_count().unwrap(), 0);
+
+    // Eligibility is the server's to know: assumed, so the expected result shows at once, and
+    // a command that needs it (a request on an assigned case) replays on top of it.
+    device
+        .assign_doctors(
+            case_id.clone(),
+            vec![assignment("EMP11"), assignment("EMP12")],
+        )
+        .unwrap();
+    let request_id = device
+        .request_documents(case_id.clone(), vec!["Pathology report".into()])
+        .unwrap();
+    let detail = device.get_case(case_id.clone()).unwrap();
+    assert_eq!(
+        (detail.status.as_str(), detail.pending_ops),
+        ("doctors_assigned", 2)
+    );
+    assert_eq!(specialists(&device, &case_id), ["EMP11", "EMP12"]);
+    assert_eq!(detail.document_requests[0].request_id, request_id);
+    assert_eq!(
+        device.list_cases().unwrap()[0].status,
+        "doctors_assigned",
+        "the list shows it too"
+    );
+
+    // The server says EMP12 may not review this category: back to the server's state, the
+    // refusal kept; the request, refused after it, is gone too.
+    let batch = device.prepare_push().unwrap();
+    let not_eligible: Outcome = Refusal::new(RefusalCode::DoctorNotEligible).into();
+    let invalid: Outcome = Refusal::new(RefusalCode::InvalidStatus).into();
+    apply_answer(&device, &batch, vec![not_eligible, invalid], vec![]);
+    let detail = device.get_case(case_id.clone()).unwrap();
+    assert_eq!(
+        (detail.status.as_str(), detail.pending_ops),
+        ("payment_successful", 0)
+    );
+    assert!(specialists(&device, &case_id).is_empty());
+    assert!(detail.document_requests.is_empty());
+    let refusals = device.refusals().unwrap();
+    assert_eq!(
+        (refusals[0].what.as_str(), refusals[0].code.as_str()),
+        ("assign_doctors", "doctor_not_eligible")
+    );
+}
