@@ -11,7 +11,7 @@
 //! routes in `router.rs` and `handlers/`, so a route missing from the document fails the build's
 //! tests.
 
-use Body::{Form, Json, Multipart};
+use Body::{Form, Json, Multipart, Octets, Query};
 use Reply::{Data, Page};
 use Ty::{Bool, DateTime, Enum, File, Int, Object, Objects, Str, Strs, Uuid, Uuids};
 use serde_json::{Map, Value, json};
@@ -21,6 +21,8 @@ use serde_json::{Map, Value, json};
 pub enum Method {
     Get,
     Post,
+    /// Only the resumable upload appends with it.
+    Patch,
 }
 
 impl Method {
@@ -29,6 +31,7 @@ impl Method {
         match self {
             Method::Get => "get",
             Method::Post => "post",
+            Method::Patch => "patch",
         }
     }
 }
@@ -96,6 +99,10 @@ pub enum Body {
     Json(&'static [Field]),
     Multipart(&'static [Field]),
     Form(&'static [Field]),
+    /// Raw bytes (`application/octet-stream`): a chunk of a resumable upload.
+    Octets,
+    /// No body; the fields are query parameters (a GET a browser or a printed link can make).
+    Query(&'static [Field]),
 }
 
 /// What an endpoint answers on success.
@@ -138,6 +145,26 @@ impl Endpoint {
 const fn post(path: &'static str, summary: &'static str, body: Body, reply: Reply) -> Endpoint {
     Endpoint {
         method: Method::Post,
+        path,
+        summary,
+        body,
+        reply,
+    }
+}
+
+const fn patch(path: &'static str, summary: &'static str, body: Body, reply: Reply) -> Endpoint {
+    Endpoint {
+        method: Method::Patch,
+        path,
+        summary,
+        body,
+        reply,
+    }
+}
+
+const fn get_with(path: &'static str, summary: &'static str, body: Body, reply: Reply) -> Endpoint {
+    Endpoint {
+        method: Method::Get,
         path,
         summary,
         body,
@@ -256,6 +283,10 @@ const CLOSE: &[Field] = &[CASE_ID, REASON];
 const REPORT: &[Field] = &[
     CASE_ID,
     opt("lang", Enum(LANGS)).doc("the report's language; the patient's by default"),
+];
+const VERIFY: &[Field] = &[
+    req("id", Uuid).doc("the report id printed in the PDF"),
+    req("sha256", Str).doc("the SHA-256 printed in the PDF, or of either PDF file"),
 ];
 const DOCUMENT: &[Field] = &[CASE_ID, req("document_id", Uuid)];
 const OPINION: &[Field] = &[
@@ -404,6 +435,7 @@ const SYNC_EXCHANGE: &[Field] = &[
 pub const ENDPOINTS: &[Endpoint] = &[
     get("/health", "Liveness: 200 once the server accepts requests", Data),
     get("/ready", "Readiness: 200 when the database answers, else 503", Data),
+    get_with("/reports/verify", "Public check of a report → {valid}; says nothing about the case", Query(VERIFY), Data),
     get("/openapi.json", "This document", Reply::RawJson),
     // Patients.
     post("/app/how", "The \"how it works\" steps, in the request language", Body::Empty, Data),
@@ -473,6 +505,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     post("/sync/v1/push", "Push a batch of operations; one answer per operation", Json(SYNC_PUSH), Data),
     post("/sync/v1/pull", "What the user may see that changed after a cursor (data: items, cursor, more); cursor 0 or far behind: whole cases", Json(SYNC_PULL), Data),
     post("/sync/v1/exchange", "Push, then pull, in one round trip", Json(SYNC_EXCHANGE), Data),
+    get("/sync/v1/upload/{sha256}", "How much of a resumable upload this user has sent → {sha256, received, complete} (docs/upload-protocol.md)", Data),
+    patch("/sync/v1/upload/{sha256}", "Append a chunk: headers Upload-Offset (must equal `received`, else 409 upload_offset_mismatch) and Upload-Length (the whole file; 413 file_too_large over the limit); the chunk that completes the file is checked against {sha256} (422 sha256_mismatch) → {sha256, received, complete}", Octets, Data),
     get("/sync/v1/live", "A WebSocket of \"pull now\" hints (no data); the JWT (snr_usr, snr_pro or snr_dash) may also be sent as ?access_token=", Reply::Socket),
 ];
 
@@ -536,6 +570,12 @@ fn operation(endpoint: &Endpoint) -> Value {
         .collect();
     op.insert("security".into(), security.into());
     let mut parameters = path_parameters(endpoint.path);
+    if let Body::Query(fields) = endpoint.body {
+        parameters.extend(fields.iter().map(|f| {
+            json!({"name": f.name, "in": "query", "required": f.required,
+                   "schema": field_schema(f)})
+        }));
+    }
     if matches!(group, Group::App | Group::Pro | Group::Admin) {
         parameters.push(json!({"$ref": "#/components/parameters/Lang"}));
     }
@@ -570,13 +610,18 @@ fn operation_id(endpoint: &Endpoint) -> String {
     }
 }
 
-/// A parameter for every `{name}` segment of the path (all ids, hence UUIDs).
+/// A parameter for every `{name}` segment of the path: a SHA-256 in hex for `{sha256}`, an id
+/// (a UUID) for the others.
 fn path_parameters(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
-            json!({"name": name, "in": "path", "required": true,
-                   "schema": {"type": "string", "format": "uuid"}})
+            let schema = if name == "sha256" {
+                json!({"type": "string", "pattern": "^[0-9a-f]{64}$"})
+            } else {
+                json!({"type": "string", "format": "uuid"})
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect()
 }
@@ -588,6 +633,13 @@ fn request_body(endpoint: &Endpoint) -> Option<Value> {
     ];
     let (media, fields) = match endpoint.body {
         Body::Empty if endpoint.method == Method::Get => return None,
+        Body::Query(_) => return None,
+        Body::Octets => {
+            return Some(
+                json!({"required": true, "content": {"application/octet-stream": {
+                "schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}),
+            );
+        }
         Body::Empty => ("application/json", NONE),
         Body::Json(fields) => ("application/json", fields),
         Body::Multipart(fields) => ("multipart/form-data", fields),

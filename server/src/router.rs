@@ -10,6 +10,7 @@ use crate::error::localize_refusals;
 use crate::extract::JSON_BODY_LIMIT;
 use crate::handlers::{admin, app, ops, payments, pro, scheduler, sync};
 use crate::state::AppState;
+use crate::{report, uploads};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
@@ -51,8 +52,14 @@ pub fn app(state: AppState) -> Router {
         .nest("/scheduler", scheduler::routes())
         .merge(payments::routes())
         .merge(sync::routes())
-        .merge(crate::uploads::routes())
-        .merge(crate::report::http::routes())
+        // Resumable uploads take their own body limit (what is left of the file), not the JSON one.
+        .route(
+            "/sync/v1/upload/{sha256}",
+            get(uploads::status_handler)
+                .patch(uploads::patch_handler)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/reports/verify", get(report::http::verify))
         .route("/sync/v1/live", get(crate::live::connect))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

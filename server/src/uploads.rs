@@ -29,12 +29,10 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::sql::BlobTx;
 use crate::store::{StoreError, read_tx, write_tx};
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
@@ -47,17 +45,6 @@ use uuid::Uuid;
 pub const UPLOAD_OFFSET: &str = "upload-offset";
 /// The header with the size of the whole file.
 pub const UPLOAD_LENGTH: &str = "upload-length";
-
-/// The upload routes (merged at the root beside the other `/sync/v1` routes). The body limit
-/// is the upload's own (what is left of the file), not the JSON default.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/sync/v1/upload/{sha256}",
-        get(status_handler)
-            .patch(patch_handler)
-            .layer(DefaultBodyLimit::disable()),
-    )
-}
 
 /// The answer of both methods.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -5,17 +5,9 @@
 use crate::envelope::{Envelope, ok};
 use crate::error::AppError;
 use crate::state::AppState;
-use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::routing::get;
 use serde::Serialize;
 use uuid::Uuid;
-
-/// The public route (merged at the root). Not yet in the OpenAPI table: its query-string
-/// request does not fit the authorization matrix's request shapes (docs/adr/0006).
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/reports/verify", get(verify))
-}
 
 /// The answer of the check.
 #[derive(Debug, Serialize)]

@@ -796,9 +796,7 @@ async fn wrong_methods_and_unknown_paths_answer_an_envelope() {
     let world = prepare(Fixture::Catalog).await;
     let mut failures = Vec::new();
     for endpoint in served_endpoints() {
-        let path = endpoint
-            .path
-            .replace("{payment_id}", &world.ctx.payment_id.to_string());
+        let path = surface::fill_path(endpoint.path, &world.ctx);
         let documented =
             |m: Method| served_endpoints().any(|e| e.path == endpoint.path && e.method == m);
         for method in [Method::Get, Method::Post] {

@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::Request;
 use chrono::Utc;
 use serde_json::{Value, json};
+use sha2::Digest;
 use sop_core::actor::Actor;
 use sop_core::catalog::DiseaseCategory;
 use sop_core::command::Command;
@@ -387,6 +388,15 @@ pub enum Req {
     Multipart(Vec<Part>),
     /// `application/x-www-form-urlencoded`.
     Form(&'static str),
+    /// A `GET` with a query string.
+    Query(String),
+    /// One chunk of a resumable upload: `application/octet-stream` with its offset and the
+    /// whole file's length in the upload headers.
+    Chunk {
+        offset: usize,
+        length: usize,
+        body: &'static [u8],
+    },
     /// Any bytes with any (or no) content type, as a careless or hostile client sends them.
     Raw {
         content_type: Option<String>,
@@ -430,11 +440,24 @@ impl Row {
         self.expect.contains(&Expect::CaseNotFound)
     }
 
-    /// The request path, with `{payment_id}` filled in.
+    /// The request path, with `{payment_id}` and `{sha256}` filled in.
     pub fn uri(&self, ctx: &Ctx) -> String {
-        self.path
-            .replace("{payment_id}", &ctx.payment_id.to_string())
+        fill_path(self.path, ctx)
     }
+}
+
+/// `path` with its `{payment_id}` and `{sha256}` (of [`UPLOAD_BYTES`]) filled in.
+pub fn fill_path(path: &str, ctx: &Ctx) -> String {
+    path.replace("{payment_id}", &ctx.payment_id.to_string())
+        .replace("{sha256}", &upload_sha256())
+}
+
+/// The file the upload rows send whole in one chunk (a PDF by its first bytes).
+pub const UPLOAD_BYTES: &[u8] = b"%PDF-1.4\n% the access matrix's upload\n";
+
+/// The SHA-256 of [`UPLOAD_BYTES`], in hex.
+pub fn upload_sha256() -> String {
+    hex::encode(sha2::Sha256::digest(UPLOAD_BYTES))
 }
 
 /// The row of an endpoint of the OpenAPI table, if there is one.
@@ -493,7 +516,7 @@ pub const UPGRADE_HEADERS: [(&str, &str); 4] = [
 pub fn rows() -> Vec<Row> {
     use Expect::{CaseNotFound as NF, Forbidden as FB, Ok as OK, Unauthorized as U, WrongAudience as A};
     use Fixture::*;
-    use Method::{Get, Post};
+    use Method::{Get, Patch, Post};
     let row = |method, path, fixture, request: Build, expect| Row { method, path, fixture, request, expect };
     // Shapes that repeat: a patient endpoint any patient may call, one that only the owner may,
     // an admin endpoint, a public one, a sync endpoint (any patient or doctor).
@@ -504,6 +527,7 @@ pub fn rows() -> Vec<Row> {
     const SYNC: [Expect; 9] = [U, U, A, OK, OK, OK, OK, OK, A];
     vec![
         row(Get, "/health", Catalog, get, PUBLIC),
+        row(Get, "/reports/verify", Catalog, |_| Req::Query(format!("id={}&sha256={}", Uuid::nil(), upload_sha256())), PUBLIC),
         row(Get, "/ready", Catalog, get, PUBLIC),
         row(Get, "/openapi.json", Catalog, get, PUBLIC),
         // ----- /app ------------------------------------------------------------------------
@@ -579,6 +603,8 @@ pub fn rows() -> Vec<Row> {
         row(Post, "/sandbox/pay/{payment_id}", AwaitingPayment, |_| Req::Form("result=success"), PUBLIC),
         // ----- The devices' sync API: patients and doctors; the live channel also dashboards ------
         row(Post, "/sync/v1/push", Assigned, |_| Req::Json(empty_push()), SYNC),
+        row(Get, "/sync/v1/upload/{sha256}", Catalog, get, SYNC),
+        row(Patch, "/sync/v1/upload/{sha256}", Catalog, |_| Req::Chunk { offset: 0, length: UPLOAD_BYTES.len(), body: UPLOAD_BYTES }, SYNC),
         row(Post, "/sync/v1/pull", Assigned, |_| Req::Json(first_pull()), SYNC),
         row(Post, "/sync/v1/exchange", Assigned, |_| Req::Json(json!({"push": empty_push(), "pull": first_pull()})), SYNC),
         row(Get, "/sync/v1/live", Assigned, upgrade, [U, U, OK, OK, OK, OK, OK, OK, OK]),
@@ -658,12 +684,22 @@ pub async fn send(
     caller: Caller,
     headers: &[(&str, String)],
 ) -> Answer {
-    let mut builder = Request::builder().uri(uri).method(match method {
+    let uri = match req {
+        Req::Query(query) => format!("{uri}?{query}"),
+        _ => uri.to_owned(),
+    };
+    let mut builder = Request::builder().uri(&uri).method(match method {
         Method::Get => "GET",
         Method::Post => "POST",
+        Method::Patch => "PATCH",
     });
-    if let Some(auth) = caller.authorization(world, uri) {
+    if let Some(auth) = caller.authorization(world, &uri) {
         builder = builder.header("authorization", auth);
+    }
+    if let Req::Chunk { offset, length, .. } = req {
+        builder = builder
+            .header("upload-offset", offset.to_string())
+            .header("upload-length", length.to_string());
     }
     if matches!(req, Req::Upgrade) {
         for (name, value) in UPGRADE_HEADERS {
@@ -671,7 +707,8 @@ pub async fn send(
         }
     }
     let (content_type, body) = match req {
-        Req::Get | Req::Upgrade => (None, Vec::new()),
+        Req::Get | Req::Upgrade | Req::Query(_) => (None, Vec::new()),
+        Req::Chunk { body, .. } => (Some("application/octet-stream".to_owned()), body.to_vec()),
         Req::Json(value) => (
             Some("application/json".to_owned()),
             value.to_string().into_bytes(),
