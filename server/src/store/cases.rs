@@ -83,7 +83,8 @@ fn effect_kind(effect: &Effect) -> &'static str {
     }
 }
 
-/// Decides and stores one command inside `tx`, adding its feed rows to `feed`.
+/// Decides and stores one command inside `tx`, adding its feed rows to `feed`. A draft is
+/// decided with the intake its document holds ([`docs::with_current_intake`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn execute_in<T: Tx>(
     tx: &mut T,
@@ -95,27 +96,10 @@ pub(crate) async fn execute_in<T: Tx>(
     now: DateTime<Utc>,
     feed: &mut FeedBatch,
 ) -> Result<Executed, StoreError> {
-    let current = load_for_update(tx, case_id).await?;
-    execute_loaded(
-        tx, current, case_id, command, actor, meta, limits, now, feed,
-    )
-    .await
-}
-
-/// [`execute_in`] on the case as the caller already loaded it with [`load_for_update`] in this
-/// transaction (so the row is held and the version is current): saves reading it twice.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn execute_loaded<T: Tx>(
-    tx: &mut T,
-    current: Option<(Case, i64)>,
-    case_id: CaseId,
-    command: &Command,
-    actor: &Actor,
-    meta: &AuditMeta,
-    limits: &Limits,
-    now: DateTime<Utc>,
-    feed: &mut FeedBatch,
-) -> Result<Executed, StoreError> {
+    let current = match load_for_update(tx, case_id).await? {
+        Some((case, version)) => Some((docs::with_current_intake(tx, case, feed).await?, version)),
+        None => None,
+    };
     if let Command::CreateCase {
         case_id: created, ..
     } = command
@@ -373,8 +357,10 @@ impl Store {
 
     /// The current state of a case, if it exists.
     pub async fn case(&self, id: CaseId) -> Result<Option<Case>, StoreError> {
-        let loaded = read_tx!(&self.db, |tx| load(&mut tx, id).await)?;
-        Ok(loaded.map(|(case, _)| case))
+        read_tx!(&self.db, |tx| match load(&mut tx, id).await? {
+            Some((case, _)) => docs::read_current_intake(&mut tx, case).await.map(Some),
+            None => Ok(None),
+        })
     }
 
     /// The case a payment attempt belongs to.

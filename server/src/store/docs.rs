@@ -19,10 +19,10 @@
 //! `apply_remote_batch` for all the request's operations on the document (never one change at a
 //! time: TECH-NOTES), then one feed row with the changes the batch added. A server-side edit
 //! (the API's save endpoints) is made with the core's typed setters as the fixed
-//! [`server_actor`] on a copy, and its change goes through the very same path. When the intake
-//! changes, the same transaction runs `Command::UpdateIntake` with the document's values, so
-//! `case.intake` always equals the document (and the core refuses a push once the case left
-//! `draft`).
+//! [`server_actor`] on a copy, and its change goes through the very same path. A write to a
+//! draft's intake does not rewrite the case (docs/adr/0009): the case's copy of the intake is
+//! refreshed from the document when a command writes the draft ([`with_current_intake`]) and
+//! read from the document while it is a draft ([`read_current_intake`]); T2/T3 freeze it.
 //!
 //! **Freezing.** When T2/T3, T14 or T15 go through, [`freeze_for`] records the document's heads
 //! (`content::Frozen::of`) in the same transaction; readers then see the content as of those
@@ -30,7 +30,7 @@
 //! the command carried.
 
 use super::audit::{AuditEntry, AuditMeta};
-use super::cases::{Executed, execute_in, execute_loaded, load_for_update};
+use super::cases::{Executed, execute_in, load_for_update};
 use super::feed_log::FeedBatch;
 use super::rows::DocRow;
 use super::sql::Tx;
@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sop_core::access::{ContentKind, may_write};
 use sop_core::actor::Actor;
-use sop_core::case::{Case, Intake, IntakePatch};
+use sop_core::case::{Case, Intake, IntakePatch, Status};
 use sop_core::command::{Command, OpinionContent};
 use sop_core::content::{
     self, ActorId, ChangeHash, Content, ContentDoc, DocRef, Frozen, RemoteChange,
@@ -271,6 +271,38 @@ async fn current_doc<T: Tx>(
     Ok((None, doc))
 }
 
+/// A draft with the intake its document holds now, for a command about to decide on it (inside
+/// the writer's transaction, seeing its own pending changes). Pushed intake changes do not
+/// rewrite the case (docs/adr/0009): `case.intake` is refreshed from the document whenever a
+/// command writes a draft, so the core decides `UpdateIntake` and T2/T3 on the current text.
+pub(crate) async fn with_current_intake<T: Tx>(
+    tx: &mut T,
+    mut case: Case,
+    feed: &FeedBatch,
+) -> Result<Case, StoreError> {
+    if case.status == Status::Draft {
+        let doc_ref = DocRef::new(case.case_id, ContentKind::Intake);
+        if let (Some(_), doc) = current_doc(tx, &case, &doc_ref, feed).await? {
+            case.intake = intake::get(&doc)?;
+        }
+    }
+    Ok(case)
+}
+
+/// A draft as readers see it: with the intake its document holds (see [`with_current_intake`]).
+pub(crate) async fn read_current_intake<T: Tx>(
+    tx: &mut T,
+    mut case: Case,
+) -> Result<Case, StoreError> {
+    if case.status == Status::Draft {
+        let doc_ref = DocRef::new(case.case_id, ContentKind::Intake);
+        if let Some(row) = tx.content_doc(doc_ref.doc_id().0).await? {
+            case.intake = intake::get(&load_row(tx, &row).await?)?;
+        }
+    }
+    Ok(case)
+}
+
 /// Stores what `new` adds to the stored document (`row`; `None`: nothing stored yet, so the
 /// base is the genesis): a feed content row with the added changes, and the new heads.
 async fn store_changes<T: Tx>(
@@ -480,7 +512,7 @@ pub(crate) async fn write_in<T: Tx>(
     now: DateTime<Utc>,
     feed: &mut FeedBatch,
 ) -> Result<Written, StoreError> {
-    let Some((case, version)) = load_for_update(tx, doc_ref.case_id).await? else {
+    let Some((case, _)) = load_for_update(tx, doc_ref.case_id).await? else {
         return Err(Refusal::new(RefusalCode::CaseNotFound).into());
     };
     match permission {
@@ -528,51 +560,11 @@ pub(crate) async fn write_in<T: Tx>(
             outcome: "ok".to_owned(),
         };
         feed.audit(meta, entry, now);
-        if doc_ref.kind == ContentKind::Intake {
-            let loaded = (case.clone(), version);
-            sync_intake(tx, loaded, &outcome.doc, actor, meta, limits, now, feed).await?;
-        }
     }
     Ok(Written {
         results: outcome.results.into_iter().map(|r| r.map(drop)).collect(),
         doc: outcome.doc,
     })
-}
-
-/// Runs `UpdateIntake` with the document's values when they differ from the case's, so the
-/// case always shows what the document says (the core decides whether the patient may edit).
-#[allow(clippy::too_many_arguments)]
-async fn sync_intake<T: Tx>(
-    tx: &mut T,
-    (case, version): (Case, i64),
-    doc: &ContentDoc,
-    actor: &Actor,
-    meta: &AuditMeta,
-    limits: &Limits,
-    now: DateTime<Utc>,
-    feed: &mut FeedBatch,
-) -> Result<(), StoreError> {
-    let values = intake::get(doc)?;
-    if values == case.intake {
-        return Ok(());
-    }
-    // A patch cannot clear a scalar: a cleared age or gender keeps the case's last value
-    // (submitting needs both anyway).
-    let patch = IntakePatch {
-        patient_age: values.patient_age,
-        patient_gender: values.patient_gender,
-        medical_history: Some(values.medical_history),
-        questions: Some(values.questions),
-    };
-    let command = Command::UpdateIntake { patch };
-    // The caller holds the case's row already (loaded at `version`): no second read.
-    let case_id = case.case_id;
-    let current = Some((case, version));
-    execute_loaded(
-        tx, current, case_id, &command, actor, meta, limits, now, feed,
-    )
-    .await?;
-    Ok(())
 }
 
 /// `UpdateIntake` (from `/app/update-case` or a pushed command) inside the caller's

@@ -27,7 +27,7 @@
 use super::StoreError;
 use super::audit::{self, AuditEntry, AuditMeta, PendingAudit};
 use super::cases::{ADMINS_RECIPIENT, load};
-use super::docs::{DocCache, content_upto, doc_ref_of};
+use super::docs::{DocCache, content_upto, doc_ref_of, read_current_intake};
 use super::rows::{DocRow, FeedRow, NotificationRow};
 use super::sql::{FeedViewer, Tx};
 use super::{Store, read_tx};
@@ -79,6 +79,17 @@ pub(crate) struct FeedBatch {
     audits: Vec<PendingAudit>,
     /// Where committed documents are kept for the next write (none: nowhere).
     cache: Option<DocCache>,
+    /// While a [`Mark`] is open: the documents' previous values, to put back on a rewind.
+    undo: Option<Vec<(Uuid, Option<ContentDoc>)>>,
+}
+
+/// Where a batch stood when part of its transaction began (a savepoint), so that undoing that
+/// part in the database also forgets what it added here ([`FeedBatch::rewind`]).
+#[derive(Debug)]
+#[must_use]
+pub(crate) struct Mark {
+    rows: usize,
+    audits: usize,
 }
 
 /// What a committed [`FeedBatch`] leaves to do once the transaction committed.
@@ -166,6 +177,34 @@ impl FeedBatch {
         self.rows.push(row);
     }
 
+    /// Starts a part that may be undone (one at a time): see [`Mark`].
+    pub(crate) fn mark(&mut self) -> Mark {
+        self.undo = Some(Vec::new());
+        Mark {
+            rows: self.rows.len(),
+            audits: self.audits.len(),
+        }
+    }
+
+    /// Keeps the part since `mark`.
+    pub(crate) fn keep(&mut self, mark: Mark) {
+        let _ = mark;
+        self.undo = None;
+    }
+
+    /// Forgets the part since `mark`: its feed rows, audit rows and document versions. Hint
+    /// recipients stay (an extra "pull now" is harmless).
+    pub(crate) fn rewind(&mut self, mark: Mark) {
+        self.rows.truncate(mark.rows);
+        self.audits.truncate(mark.audits);
+        for (doc_id, before) in self.undo.take().unwrap_or_default().into_iter().rev() {
+            match before {
+                Some(doc) => self.docs.insert(doc_id, doc),
+                None => self.docs.remove(&doc_id),
+            };
+        }
+    }
+
     /// A document as this transaction left it, if it changed it.
     pub(crate) fn written_doc(&self, doc_id: Uuid) -> Option<&ContentDoc> {
         self.docs.get(&doc_id)
@@ -202,7 +241,10 @@ impl FeedBatch {
         data: Vec<u8>,
         heads: &[String],
     ) {
-        self.docs.insert(doc_ref.doc_id().0, doc.clone());
+        let before = self.docs.insert(doc_ref.doc_id().0, doc.clone());
+        if let Some(undo) = &mut self.undo {
+            undo.push((doc_ref.doc_id().0, before));
+        }
         let payload = json!({"kind": doc_ref.kind, "heads": heads});
         self.push(Pending {
             kind: kind::CONTENT,
@@ -476,7 +518,10 @@ impl<'a> PageBuilder<'a> {
         if let Some(known) = self.cases.get(&id) {
             return Ok(known.clone());
         }
-        let loaded = load(tx, CaseId(id)).await?.map(|(c, _)| c);
+        let loaded = match load(tx, CaseId(id)).await? {
+            Some((case, _)) => Some(read_current_intake(tx, case).await?),
+            None => None,
+        };
         self.cases.insert(id, loaded.clone());
         Ok(loaded)
     }

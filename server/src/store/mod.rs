@@ -23,7 +23,7 @@ pub use audit::{AuditEntry, AuditMeta, ChainReport};
 pub use cases::{ADMINS_RECIPIENT, Executed};
 pub use docs::{Edit, StoredContent, server_actor};
 pub use feed_log::{FeedPage, Pulled, SnapshotExtras, SnapshotPage};
-pub use push::{ChangeRef, PushOutcome, Pusher};
+pub use push::{PushItem, PushOp, Pushed, Pusher};
 pub use sql::{AuditFilter, CaseFilter, FeedViewer, Tx, Window};
 
 use crate::db::Db;

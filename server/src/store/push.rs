@@ -1,21 +1,28 @@
-//! Pushed operations, applied exactly once (DESIGN.md §3 "Push", docs/adr/0004 "Exactly once").
+//! Pushed operations, applied exactly once (DESIGN.md §3 "Push", docs/adr/0004 "Exactly once"),
+//! a whole push in **one** transaction (docs/adr/0005, "Ingest path").
+//!
+//! The operations are cut into units: a command is a unit; consecutive content changes of one
+//! document are one unit, applied with one `apply_remote_batch` (each op still answered as if
+//! it had come alone). A unit the core refuses as a whole is undone (a savepoint) and its ops
+//! get the refusal, with its audit row; the units after it still run, in order.
 //!
 //! Each operation's answer is recorded in `sync_ops` under (user, device, op id) **in the
 //! transaction of its effect**: an op is acknowledged only once its effect is committed, and a
 //! retried op finds its answer instead of running again. Answers replay as they were, except
-//! that an op applied before answers `duplicate` (nothing was applied this time).
+//! that an op applied before answers `duplicate` (nothing was applied this time); an op id
+//! repeated inside one push answers like a retry of the first.
 //!
 //! Two concurrent pushes of the same op (a retry racing its original) both run, but only one
 //! can record the answer: the other's insert finds the row (on PostgreSQL it waits for the first
-//! transaction to commit), its whole transaction rolls back, and it answers the recorded result.
-//! A refused op is recorded (with its audit row) in a transaction of its own, since the refused
-//! work was rolled back.
+//! transaction to commit), its whole transaction rolls back, and it runs again, now finding the
+//! recorded answers.
 
 use super::audit::{AuditEntry, AuditMeta};
 use super::cases::{Executed, execute_in};
 use super::docs::{Permission, Write, update_intake_in, write_in};
+use super::feed_log::FeedBatch;
 use super::sql::Tx;
-use super::{MAX_ATTEMPTS, Store, StoreError, read_tx, write_tx};
+use super::{MAX_ATTEMPTS, Store, StoreError, read_tx};
 use chrono::{DateTime, Utc};
 use sop_core::Refusal;
 use sop_core::actor::Actor;
@@ -24,6 +31,7 @@ use sop_core::content::{DocRef, RemoteChange};
 use sop_core::ids::CaseId;
 use sop_core::rules::Limits;
 use sop_core::sync::v1::Outcome;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -37,18 +45,37 @@ pub struct Pusher<'a> {
     pub limits: &'a Limits,
 }
 
-/// A pushed content operation.
-#[derive(Clone, Copy, Debug)]
-pub struct ChangeRef<'a> {
-    pub op_id: Uuid,
-    pub change: RemoteChange<'a>,
+/// One pushed operation as the sync endpoint prepared it.
+#[derive(Clone, Debug)]
+pub enum PushOp<'a> {
+    /// A content change of one document.
+    Change {
+        doc_ref: DocRef,
+        change: RemoteChange<'a>,
+    },
+    /// A command on a case.
+    Command {
+        case_id: CaseId,
+        command: Cow<'a, Command>,
+    },
+    /// Answered from the request alone (a `doc_id` that is not the derived one, a file not
+    /// uploaded): not recorded, since a retry gets the same answer anyway, or succeeds later.
+    Answered(Outcome),
 }
 
-/// The answer to a pushed command.
+/// An operation of a push, with its id.
 #[derive(Clone, Debug)]
-pub struct PushOutcome {
-    pub outcome: Outcome,
-    /// The command went through now and asked for outbound calls (wake the outbox).
+pub struct PushItem<'a> {
+    pub op_id: Uuid,
+    pub op: PushOp<'a>,
+}
+
+/// What a push did.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    /// One answer per item, in order.
+    pub outcomes: Vec<Outcome>,
+    /// A command went through now and asked for outbound calls (wake the outbox).
     pub effects: bool,
 }
 
@@ -80,239 +107,256 @@ fn replayed(outcome: Outcome) -> Outcome {
     }
 }
 
-fn to_json(outcome: &Outcome) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(outcome).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn to_json(outcome: &Outcome) -> Result<String, StoreError> {
+    serde_json::to_string(outcome).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Records `outcome` for each op of `ops`, in one statement; [`PushError::Recorded`] when
-/// one of them has an answer already (the whole transaction is then rolled back).
-async fn record<T: Tx>(
+/// The answers recorded for `ops` of this pusher, as they are given again.
+async fn recorded<T: Tx>(
     tx: &mut T,
     pusher: &Pusher<'_>,
     ops: &[Uuid],
-    outcomes: &[Outcome],
+) -> Result<HashMap<Uuid, Outcome>, StoreError> {
+    tx.sync_results(pusher.user, pusher.device, ops)
+        .await?
+        .into_iter()
+        .map(|(op, json)| {
+            serde_json::from_value::<Outcome>(json.0)
+                .map(|o| (op, replayed(o)))
+                .map_err(|e| StoreError::Corrupt(format!("sync op {op}: {e}")))
+        })
+        .collect()
+}
+
+/// A unit of a push: what one step applies.
+enum Unit<'p> {
+    /// Consecutive changes of one document: (item index, change).
+    Changes {
+        doc_ref: &'p DocRef,
+        ops: Vec<(usize, RemoteChange<'p>)>,
+    },
+    Command {
+        index: usize,
+        case_id: CaseId,
+        command: &'p Command,
+    },
+}
+
+/// Cuts the items still to run into units (see the module docs).
+fn units<'p>(items: &'p [PushItem<'p>], to_run: &[usize]) -> Vec<Unit<'p>> {
+    let mut out: Vec<Unit<'p>> = Vec::new();
+    for &i in to_run {
+        match &items[i].op {
+            PushOp::Change { doc_ref, change } => match out.last_mut() {
+                Some(Unit::Changes { doc_ref: d, ops }) if *d == doc_ref => ops.push((i, *change)),
+                _ => out.push(Unit::Changes {
+                    doc_ref,
+                    ops: vec![(i, *change)],
+                }),
+            },
+            PushOp::Command { case_id, command } => out.push(Unit::Command {
+                index: i,
+                case_id: *case_id,
+                command,
+            }),
+            PushOp::Answered(_) => {}
+        }
+    }
+    out
+}
+
+/// Runs one command (the intake's text goes to its document too).
+async fn run_command<T: Tx>(
+    tx: &mut T,
+    pusher: &Pusher<'_>,
+    case_id: CaseId,
+    command: &Command,
     now: DateTime<Utc>,
-) -> Result<(), PushError> {
-    let rows = ops
-        .iter()
-        .zip(outcomes)
-        .map(|(op, outcome)| Ok((*op, to_json(outcome)?.to_string())))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let recorded = tx
-        .insert_sync_results_bulk(pusher.user, pusher.device, &rows, now)
-        .await?;
-    if recorded == rows.len() as u64 {
-        Ok(())
-    } else {
-        Err(PushError::Recorded)
+    feed: &mut FeedBatch,
+) -> Result<Executed, StoreError> {
+    let Pusher {
+        actor,
+        meta,
+        limits,
+        ..
+    } = *pusher;
+    match command {
+        Command::UpdateIntake { patch } => {
+            update_intake_in(tx, case_id, patch, actor, meta, limits, now, feed).await
+        }
+        _ => execute_in(tx, case_id, command, actor, meta, limits, now, feed).await,
     }
 }
 
-impl Store {
-    /// The answers recorded for `ops` of this user and device, as they are given again.
-    pub async fn recorded_results(
-        &self,
-        pusher: &Pusher<'_>,
-        ops: &[Uuid],
-    ) -> Result<HashMap<Uuid, Outcome>, StoreError> {
-        let rows = read_tx!(&self.db, |tx| {
-            tx.sync_results(pusher.user, pusher.device, ops).await
-        })?;
-        rows.into_iter()
-            .map(|(op, json)| {
-                serde_json::from_value::<Outcome>(json.0)
-                    .map(|o| (op, replayed(o)))
-                    .map_err(|e| StoreError::Corrupt(format!("sync op {op}: {e}")))
-            })
-            .collect()
+/// Applies one unit; `Err(Refused)` refuses it as a whole.
+async fn run_unit<T: Tx>(
+    tx: &mut T,
+    pusher: &Pusher<'_>,
+    unit: &Unit<'_>,
+    now: DateTime<Utc>,
+    feed: &mut FeedBatch,
+    effects: &mut bool,
+) -> Result<Vec<Outcome>, StoreError> {
+    match unit {
+        Unit::Changes { doc_ref, ops } => {
+            let changes: Vec<RemoteChange<'_>> = ops.iter().map(|(_, c)| *c).collect();
+            let written = write_in(
+                tx,
+                doc_ref,
+                Write::Pushed(&changes),
+                Permission::Sync,
+                pusher.actor,
+                pusher.meta,
+                pusher.limits,
+                now,
+                feed,
+            )
+            .await?;
+            Ok(written
+                .results
+                .into_iter()
+                .map(|r| r.map_or_else(Outcome::from, |()| Outcome::Applied))
+                .collect())
+        }
+        Unit::Command {
+            case_id, command, ..
+        } => {
+            let done = run_command(tx, pusher, *case_id, command, now, feed).await?;
+            *effects |= !done.decision.effects.is_empty();
+            Ok(vec![Outcome::Applied])
+        }
+    }
+}
+
+impl Unit<'_> {
+    /// The items this unit answers.
+    fn indexes(&self) -> Vec<usize> {
+        match self {
+            Unit::Changes { ops, .. } => ops.iter().map(|(i, _)| *i).collect(),
+            Unit::Command { index, .. } => vec![*index],
+        }
     }
 
-    /// The recorded answers of all `ops`, or `None` if one has none.
-    async fn all_recorded(
-        &self,
-        pusher: &Pusher<'_>,
-        ops: &[Uuid],
-    ) -> Result<Option<Vec<Outcome>>, StoreError> {
-        let mut recorded = self.recorded_results(pusher, ops).await?;
-        Ok(ops.iter().map(|op| recorded.remove(op)).collect())
-    }
-
-    /// Records a refusal of `ops` (their work was rolled back) with its audit row; answers
-    /// the recorded answers if another push recorded them first.
-    async fn record_refusal(
-        &self,
-        pusher: &Pusher<'_>,
-        ops: &[Uuid],
-        refusal: &Refusal,
-        action: &str,
-        case_id: CaseId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Outcome>, StoreError> {
-        let outcome = Outcome::from(refusal.clone());
-        let entry = AuditEntry {
+    /// The audit row of a refusal of the whole unit.
+    fn refusal_entry(&self, refusal: &Refusal) -> AuditEntry<'_> {
+        let (action, case_id) = match self {
+            Unit::Changes { doc_ref, .. } => ("push_content", doc_ref.case_id),
+            Unit::Command {
+                case_id, command, ..
+            } => (command.name(), *case_id),
+        };
+        AuditEntry {
             action,
             case_id: Some(case_id.0),
             resource_id: None,
             outcome: format!("refused:{}", refusal.code),
-        };
-        // The answers first, the audit row last: like every writer, this takes the audit
-        // chain's lock only at the end, so no transaction ever waits for an op's row while
-        // holding the lock that the op's other writer needs to commit.
-        let result: Result<(), PushError> = write_tx!(&self.db, |tx| {
-            let outcomes = vec![outcome.clone(); ops.len()];
-            match record(&mut tx, pusher, ops, &outcomes, now).await {
-                Ok(()) => super::audit::append(&mut tx, pusher.meta, entry, now)
-                    .await
-                    .map_err(PushError::from),
-                Err(e) => Err(e),
+        }
+    }
+}
+
+/// One attempt at a whole push, inside `tx` (see the module docs).
+async fn push_in<T: Tx>(
+    tx: &mut T,
+    pusher: &Pusher<'_>,
+    items: &[PushItem<'_>],
+    now: DateTime<Utc>,
+    feed: &mut FeedBatch,
+) -> Result<Pushed, PushError> {
+    let ids: Vec<Uuid> = items.iter().map(|item| item.op_id).collect();
+    let mut known = recorded(tx, pusher, &ids).await?;
+    let mut answers: Vec<Option<Outcome>> = vec![None; items.len()];
+    let mut first_seen: HashMap<Uuid, usize> = HashMap::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut to_run = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(answer) = known.remove(&item.op_id) {
+            answers[i] = Some(answer);
+        } else if let Some(&first) = first_seen.get(&item.op_id) {
+            repeats.push((i, first));
+        } else {
+            first_seen.insert(item.op_id, i);
+            match &item.op {
+                PushOp::Answered(outcome) => answers[i] = Some(outcome.clone()),
+                _ => to_run.push(i),
             }
-        });
-        match result {
-            Ok(()) => Ok(vec![outcome; ops.len()]),
-            Err(PushError::Store(e)) => Err(e),
-            Err(PushError::Recorded) => Ok(self
-                .all_recorded(pusher, ops)
-                .await?
-                .unwrap_or_else(|| vec![outcome; ops.len()])),
         }
     }
-
-    /// Runs a pushed command once (see the module docs).
-    pub async fn push_command(
-        &self,
-        pusher: &Pusher<'_>,
-        op_id: Uuid,
-        case_id: CaseId,
-        command: &Command,
-        now: DateTime<Utc>,
-    ) -> Result<PushOutcome, StoreError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let result: Result<Executed, PushError> = super::feed_tx!(self, now, |tx, feed| {
-                let executed = match command {
-                    // The intake text lives in its document: edit it there too.
-                    Command::UpdateIntake { patch } => {
-                        update_intake_in(
-                            &mut tx,
-                            case_id,
-                            patch,
-                            pusher.actor,
-                            pusher.meta,
-                            pusher.limits,
-                            now,
-                            &mut feed,
-                        )
-                        .await
+    let mut effects = false;
+    let mut to_record: Vec<(Uuid, String)> = Vec::new();
+    for unit in units(items, &to_run) {
+        let outcomes = match unit {
+            // A change unit refuses only before it writes anything (case, permission).
+            Unit::Changes { .. } => run_unit(tx, pusher, &unit, now, feed, &mut effects).await,
+            // A command may be refused after a first write (its document edit): a savepoint.
+            Unit::Command { .. } => {
+                tx.savepoint().await?;
+                let mark = feed.mark();
+                let mut unit_effects = false;
+                match run_unit(tx, pusher, &unit, now, feed, &mut unit_effects).await {
+                    Ok(outcomes) => {
+                        tx.release_savepoint().await?;
+                        feed.keep(mark);
+                        effects |= unit_effects;
+                        Ok(outcomes)
                     }
-                    _ => {
-                        execute_in(
-                            &mut tx,
-                            case_id,
-                            command,
-                            pusher.actor,
-                            pusher.meta,
-                            pusher.limits,
-                            now,
-                            &mut feed,
-                        )
-                        .await
+                    Err(e) => {
+                        tx.rollback_to_savepoint().await?;
+                        feed.rewind(mark);
+                        Err(e)
                     }
-                };
-                match executed {
-                    Ok(done) => record(&mut tx, pusher, &[op_id], &[Outcome::Applied], now)
-                        .await
-                        .map(|()| done),
-                    Err(e) => Err(PushError::Store(e)),
                 }
-            });
-            return match result {
-                Ok(done) => Ok(PushOutcome {
-                    outcome: Outcome::Applied,
-                    effects: !done.decision.effects.is_empty(),
-                }),
-                Err(PushError::Store(StoreError::Conflict)) => continue,
-                Err(PushError::Store(StoreError::Refused(refusal))) => {
-                    let ops = [op_id];
-                    let mut answers = self
-                        .record_refusal(pusher, &ops, &refusal, command.name(), case_id, now)
-                        .await?;
-                    Ok(PushOutcome {
-                        outcome: answers.pop().unwrap_or_else(|| refusal.into()),
-                        effects: false,
-                    })
-                }
-                Err(PushError::Store(e)) => Err(e),
-                Err(PushError::Recorded) => Ok(PushOutcome {
-                    outcome: self
-                        .all_recorded(pusher, &[op_id])
-                        .await?
-                        .and_then(|mut v| v.pop())
-                        .unwrap_or(Outcome::Duplicate),
-                    effects: false,
-                }),
-            };
+            }
+        };
+        let outcomes = match outcomes {
+            Ok(outcomes) => outcomes,
+            Err(StoreError::Refused(refusal)) => {
+                feed.audit(pusher.meta, unit.refusal_entry(&refusal), now);
+                vec![Outcome::from(refusal); unit.indexes().len()]
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (i, outcome) in unit.indexes().into_iter().zip(outcomes) {
+            to_record.push((items[i].op_id, to_json(&outcome)?));
+            answers[i] = Some(outcome);
         }
-        Err(StoreError::Conflict)
     }
+    let stored = tx
+        .insert_sync_results_bulk(pusher.user, pusher.device, &to_record, now)
+        .await?;
+    if stored != to_record.len() as u64 {
+        return Err(PushError::Recorded);
+    }
+    for (i, first) in repeats {
+        answers[i] = answers[first].clone().map(replayed);
+    }
+    Ok(Pushed {
+        // Every item got an answer above; `duplicate` is the harmless fallback.
+        outcomes: answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Outcome::Duplicate))
+            .collect(),
+        effects,
+    })
+}
 
-    /// Applies consecutive pushed changes of one document in one transaction, with one answer
-    /// per op exactly as if they had been pushed one by one (see the module docs).
-    pub async fn push_changes(
+impl Store {
+    /// Applies a push in one transaction (see the module docs), retried as a whole when another
+    /// request changed a case first or recorded one of its ops first.
+    pub async fn push(
         &self,
         pusher: &Pusher<'_>,
-        doc_ref: &DocRef,
-        ops: &[ChangeRef<'_>],
+        items: &[PushItem<'_>],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Outcome>, StoreError> {
-        let ids: Vec<Uuid> = ops.iter().map(|o| o.op_id).collect();
-        let changes: Vec<RemoteChange<'_>> = ops.iter().map(|o| o.change).collect();
+    ) -> Result<Pushed, StoreError> {
         for _ in 0..MAX_ATTEMPTS {
-            let result: Result<Vec<Outcome>, PushError> = super::feed_tx!(self, now, |tx, feed| {
-                let written = write_in(
-                    &mut tx,
-                    doc_ref,
-                    Write::Pushed(&changes),
-                    Permission::Sync,
-                    pusher.actor,
-                    pusher.meta,
-                    pusher.limits,
-                    now,
-                    &mut feed,
-                )
-                .await;
-                match written {
-                    Ok(written) => {
-                        let outcomes: Vec<Outcome> = written
-                            .results
-                            .into_iter()
-                            .map(|r| r.map_or_else(Outcome::from, |()| Outcome::Applied))
-                            .collect();
-                        record(&mut tx, pusher, &ids, &outcomes, now)
-                            .await
-                            .map(|()| outcomes)
-                    }
-                    Err(e) => Err(PushError::Store(e)),
-                }
+            let result: Result<Pushed, PushError> = super::feed_tx!(self, now, |tx, feed| {
+                push_in(&mut tx, pusher, items, now, &mut feed).await
             });
-            return match result {
-                Ok(outcomes) => Ok(outcomes),
-                Err(PushError::Store(StoreError::Conflict)) => continue,
-                Err(PushError::Store(StoreError::Refused(refusal))) => {
-                    self.record_refusal(
-                        pusher,
-                        &ids,
-                        &refusal,
-                        "push_content",
-                        doc_ref.case_id,
-                        now,
-                    )
-                    .await
-                }
-                Err(PushError::Store(e)) => Err(e),
-                Err(PushError::Recorded) => match self.all_recorded(pusher, &ids).await? {
-                    Some(answers) => Ok(answers),
-                    None => continue,
-                },
-            };
+            match result {
+                Ok(pushed) => return Ok(pushed),
+                Err(PushError::Store(StoreError::Conflict) | PushError::Recorded) => continue,
+                Err(PushError::Store(e)) => return Err(e),
+            }
         }
         Err(StoreError::Conflict)
     }

@@ -307,8 +307,6 @@ pub trait Tx: Send {
         device: Uuid,
         ops: &[Uuid],
     ) -> impl Future<Output = R<Vec<(Uuid, Json<serde_json::Value>)>>> + Send;
-    /// Records an answer; false when one is recorded already (a concurrent retry).
-    /// A stored blob's size and detected content type.
     /// Records the answers of several ops in one statement per chunk (PostgreSQL: one `UNNEST`);
     /// ops that have an answer already are left as they are. Answers how many were recorded.
     fn insert_sync_results_bulk(
@@ -318,7 +316,14 @@ pub trait Tx: Send {
         ops: &[(Uuid, String)],
         at: DateTime<Utc>,
     ) -> impl Future<Output = R<u64>> + Send;
+    /// A stored blob's size and detected content type.
     fn blob(&mut self, sha256: &str) -> impl Future<Output = R<Option<(i64, String)>>> + Send;
+    /// Marks where [`Tx::rollback_to_savepoint`] returns to (one level: a push's unit).
+    fn savepoint(&mut self) -> impl Future<Output = R<()>> + Send;
+    /// Undoes everything since [`Tx::savepoint`]; the transaction goes on.
+    fn rollback_to_savepoint(&mut self) -> impl Future<Output = R<()>> + Send;
+    /// Keeps everything since [`Tx::savepoint`] and forgets the mark.
+    fn release_savepoint(&mut self) -> impl Future<Output = R<()>> + Send;
 
     /// Serializes appends to the audit chain until the transaction ends.
     fn lock_audit(&mut self) -> impl Future<Output = R<()>> + Send;
@@ -1261,6 +1266,18 @@ macro_rules! impl_tx {
                 at: DateTime<Utc>,
             ) -> R<u64> {
                 $insert_sync_results(self, user, device, ops, at).await
+            }
+
+            async fn savepoint(&mut self) -> R<()> {
+                sqlx::query("SAVEPOINT push_unit").execute(&mut **self).await.map(drop)
+            }
+
+            async fn rollback_to_savepoint(&mut self) -> R<()> {
+                sqlx::query("ROLLBACK TO SAVEPOINT push_unit").execute(&mut **self).await.map(drop)
+            }
+
+            async fn release_savepoint(&mut self) -> R<()> {
+                sqlx::query("RELEASE SAVEPOINT push_unit").execute(&mut **self).await.map(drop)
             }
 
             async fn blob(&mut self, sha256: &str) -> R<Option<(i64, String)>> {

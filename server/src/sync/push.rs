@@ -1,31 +1,24 @@
-//! `POST /sync/v1/push`: a device's operations, applied in order, one answer each.
+//! `POST /sync/v1/push`: a device's operations, applied in order, one answer each, in one
+//! transaction of the store (`store::push`: units, exactly-once answers, refusals).
 //!
-//! The operations are cut into units: a command is a unit; consecutive content changes of one
-//! document are one unit, applied in one transaction with one `apply_remote_batch` (the store
-//! still answers each op as if it had come alone). A refused op does not stop the ones after
-//! it. Before anything runs, ops answered before (a retried push) get their recorded answer;
-//! an op id repeated inside the request gets the answer of its first occurrence.
-//!
-//! Refusals that depend only on the request (a `doc_id` that is not the one derived from
-//! `case_id` and `kind`, a referenced file whose upload is not complete: `upload_incomplete`) are answered without being
-//! recorded: a retry gets the same answer anyway, or succeeds once the file is there.
+//! Here each op is prepared: refusals that depend only on the request (a `doc_id` that is not
+//! the one derived from `case_id` and `kind`, a referenced file whose upload is not complete:
+//! `upload_incomplete`) are answered without being recorded: a retry gets the same answer anyway,
+//! or succeeds once the file is there. Pushes are bounded by the [`PushGate`].
 
 use crate::api::RequestMeta;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{ChangeRef, Pusher, StoreError};
+use crate::store::{PushItem, PushOp, Pusher, StoreError};
 use crate::sync::SyncSettings;
 use sop_core::actor::Actor;
 use sop_core::command::{Command, NewDocument};
-use sop_core::content::DocRef;
-use sop_core::sync::v1::{ChangeOp, CommandOp, Op, OpResult, Outcome, PushRequest, PushResponse};
+use sop_core::sync::v1::{CommandOp, Op, OpResult, PushRequest, PushResponse};
 use sop_core::{Refusal, RefusalCode};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use uuid::Uuid;
 
 /// Bounds the pushes applied at once (overload answers 503 with `Retry-After` instead of
 /// queueing on the database pool until its acquire timeout turns into a 500).
@@ -75,12 +68,6 @@ pub struct Sender<'a> {
     pub meta: &'a RequestMeta,
 }
 
-/// Consecutive change ops of one document, waiting to be applied.
-struct Group<'r> {
-    doc_ref: DocRef,
-    ops: Vec<(usize, &'r ChangeOp)>,
-}
-
 /// Applies a push (see the module docs).
 pub async fn push(
     state: &AppState,
@@ -97,120 +84,61 @@ pub async fn push(
         meta: &audit,
         limits: &state.settings.limits,
     };
-    let ids: Vec<Uuid> = req.ops.iter().map(|op| op.op_id().0).collect();
-    let recorded = state
+    let mut items = Vec::with_capacity(req.ops.len());
+    for op in &req.ops {
+        items.push(PushItem {
+            op_id: op.op_id().0,
+            op: prepare(state, sender.user, op).await?,
+        });
+    }
+    let pushed = state
         .store
-        .recorded_results(&pusher, &ids)
+        .push(&pusher, &items, state.now())
         .await
         .map_err(store_error)?;
-    let mut answers: Vec<Option<Outcome>> = vec![None; req.ops.len()];
-    let mut first_seen: HashMap<Uuid, usize> = HashMap::new();
-    let mut repeats: Vec<(usize, usize)> = Vec::new();
-    let mut group: Option<Group<'_>> = None;
-    for (i, op) in req.ops.iter().enumerate() {
-        let id = op.op_id().0;
-        if let Some(answer) = recorded.get(&id) {
-            answers[i] = Some(answer.clone());
-            continue;
-        }
-        if let Some(&first) = first_seen.get(&id) {
-            repeats.push((i, first));
-            continue;
-        }
-        first_seen.insert(id, i);
-        match op {
-            Op::Change(change) => match change.doc_ref() {
-                Err(refusal) => answers[i] = Some(refusal.into()),
-                Ok(doc_ref) => {
-                    if group.as_ref().is_some_and(|g| g.doc_ref != doc_ref) {
-                        flush(state, &pusher, group.take(), &mut answers).await?;
-                    }
-                    group
-                        .get_or_insert_with(|| Group {
-                            doc_ref,
-                            ops: Vec::new(),
-                        })
-                        .ops
-                        .push((i, change));
-                }
-            },
-            Op::Command(command) => {
-                flush(state, &pusher, group.take(), &mut answers).await?;
-                answers[i] = Some(run_command(state, &pusher, command).await?);
-            }
-        }
-    }
-    flush(state, &pusher, group.take(), &mut answers).await?;
-    for (i, first) in repeats {
-        answers[i] = answers[first].clone().map(|a| match a {
-            Outcome::Applied => Outcome::Duplicate,
-            other => other,
-        });
+    if pushed.effects {
+        state.outbox_wake.notify();
     }
     let results = req
         .ops
         .iter()
-        .zip(answers)
-        .map(|(op, answer)| OpResult {
+        .zip(pushed.outcomes)
+        .map(|(op, outcome)| OpResult {
             op_id: op.op_id(),
-            // Every op got an answer above; `duplicate` is the harmless fallback.
-            outcome: answer.unwrap_or(Outcome::Duplicate),
+            outcome,
         })
         .collect();
     Ok(PushResponse { results })
 }
 
-/// Applies a group of change ops, if there is one.
-async fn flush(
-    state: &AppState,
-    pusher: &Pusher<'_>,
-    group: Option<Group<'_>>,
-    answers: &mut [Option<Outcome>],
-) -> Result<(), AppError> {
-    let Some(group) = group else {
-        return Ok(());
-    };
-    let ops: Vec<ChangeRef<'_>> = group
-        .ops
-        .iter()
-        .map(|(_, op)| ChangeRef {
-            op_id: op.op_id.0,
-            change: op.remote(),
-        })
-        .collect();
-    let outcomes = state
-        .store
-        .push_changes(pusher, &group.doc_ref, &ops, state.now())
-        .await
-        .map_err(store_error)?;
-    for ((i, _), outcome) in group.ops.iter().zip(outcomes) {
-        answers[*i] = Some(outcome);
-    }
-    Ok(())
-}
-
-/// Runs one command op.
-async fn run_command(
-    state: &AppState,
-    pusher: &Pusher<'_>,
-    op: &CommandOp,
-) -> Result<Outcome, AppError> {
-    let mut command = Cow::Borrowed(&op.command);
-    if let Command::UploadDocument { document } = &op.command {
-        match uploaded(state, pusher.user, document).await? {
-            Ok(stored) => command = Cow::Owned(Command::UploadDocument { document: stored }),
-            Err(refusal) => return Ok(refusal.into()),
+/// An op as the store applies it, or its answer when the request alone decides it.
+async fn prepare<'r>(state: &AppState, user: &str, op: &'r Op) -> Result<PushOp<'r>, AppError> {
+    Ok(match op {
+        Op::Change(change) => match change.doc_ref() {
+            Ok(doc_ref) => PushOp::Change {
+                doc_ref,
+                change: change.remote(),
+            },
+            Err(refusal) => PushOp::Answered(refusal.into()),
+        },
+        Op::Command(CommandOp {
+            case_id, command, ..
+        }) => {
+            let command = match command {
+                Command::UploadDocument { document } => {
+                    match uploaded(state, user, document).await? {
+                        Ok(stored) => Cow::Owned(Command::UploadDocument { document: stored }),
+                        Err(refusal) => return Ok(PushOp::Answered(refusal.into())),
+                    }
+                }
+                other => Cow::Borrowed(other),
+            };
+            PushOp::Command {
+                case_id: *case_id,
+                command,
+            }
         }
-    }
-    let done = state
-        .store
-        .push_command(pusher, op.op_id.0, op.case_id, &command, state.now())
-        .await
-        .map_err(store_error)?;
-    if done.effects {
-        state.outbox_wake.notify();
-    }
-    Ok(done.outcome)
+    })
 }
 
 /// A document attached by a pushed command must reference a file this user finished uploading
