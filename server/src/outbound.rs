@@ -75,6 +75,26 @@ impl Service {
         self.name
     }
 
+    /// `POST base/path` with the JSON `body` and `idempotency_key`, for calls that must take
+    /// effect once and whose answer is not used (an invoice, a push). A 2xx answer must still
+    /// be JSON or empty; errors are those of [`Service::call`].
+    pub async fn post_keyed<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        idempotency_key: &str,
+    ) -> Result<(), OutboundError> {
+        self.call::<_, serde_json::Value>(
+            Method::POST,
+            path,
+            Some(body),
+            Some(idempotency_key),
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `method base/path` with an optional JSON body and idempotency key; the answer decoded as
     /// `A`. A 404 is returned as `Ok(None)` when `not_found_is_none`, for lookups.
     pub async fn call<B: Serialize + ?Sized, A: DeserializeOwned>(

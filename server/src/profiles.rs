@@ -356,18 +356,10 @@ impl Profiles for HttpProfiles {
         invoice: &'a InvoiceRequest,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<(), OutboundError>> {
-        Box::pin(async move {
+        Box::pin(
             self.service
-                .call::<_, serde_json::Value>(
-                    Method::POST,
-                    "/v1/invoices",
-                    Some(invoice),
-                    Some(idempotency_key),
-                    false,
-                )
-                .await
-                .map(|_| ())
-        })
+                .post_keyed("/v1/invoices", invoice, idempotency_key),
+        )
     }
 }
 

@@ -15,7 +15,6 @@
 use crate::outbound::{OutboundError, Service};
 use crate::payments::BoxFuture;
 use crate::store::ADMINS_RECIPIENT;
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use sop_core::case::case_reference;
 use sop_core::event::NotificationKind;
@@ -165,18 +164,10 @@ impl PushService for HttpPush {
         message: &'a PushMessage,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<(), OutboundError>> {
-        Box::pin(async move {
+        Box::pin(
             self.service
-                .call::<_, serde_json::Value>(
-                    Method::POST,
-                    "/v1/push",
-                    Some(message),
-                    Some(idempotency_key),
-                    false,
-                )
-                .await
-                .map(|_| ())
-        })
+                .post_keyed("/v1/push", message, idempotency_key),
+        )
     }
 }
 
