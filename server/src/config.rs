@@ -120,9 +120,19 @@ pub struct StorageArgs {
     /// Largest total of a case's documents, in bytes (default 500 MiB).
     #[arg(long, env = "SOP_MAX_CASE_BYTES", default_value_t = 500 * 1024 * 1024)]
     pub max_case_bytes: i64,
+
+    /// Hours an incomplete resumable upload is kept without receiving a chunk before its
+    /// partial data is deleted (default 168, 7 days; at least 1).
+    #[arg(long, env = "SOP_UPLOAD_EXPIRY_HOURS", default_value_t = 7 * 24)]
+    pub upload_expiry_hours: u64,
 }
 
 impl StorageArgs {
+    /// How long an incomplete upload is kept without receiving a chunk.
+    pub fn upload_expiry(&self) -> Duration {
+        Duration::from_secs(self.upload_expiry_hours.clamp(1, u64::MAX / 3600) * 3600)
+    }
+
     /// The S3 settings, when a bucket is configured.
     pub fn s3(&self) -> Option<crate::blobs::S3Config> {
         self.s3_bucket
@@ -573,6 +583,25 @@ mod tests {
         assert!(bare.serve.platform.payments_url.is_none());
         assert_eq!(bare.serve.platform.jobs_every_seconds, 600);
         assert_eq!(bare.serve.platform.clock_offset_seconds, 0);
+    }
+
+    #[test]
+    fn upload_expiry_defaults_to_seven_days_and_is_at_least_an_hour() {
+        let bare = Cli::parse_from(["sop-server"]);
+        assert_eq!(
+            bare.serve.storage.upload_expiry(),
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        let set = Cli::parse_from(["sop-server", "--upload-expiry-hours", "36"]);
+        assert_eq!(
+            set.serve.storage.upload_expiry(),
+            Duration::from_secs(36 * 3600)
+        );
+        let zero = Cli::parse_from(["sop-server", "--upload-expiry-hours", "0"]);
+        assert_eq!(
+            zero.serve.storage.upload_expiry(),
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]

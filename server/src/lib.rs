@@ -114,6 +114,7 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let mut settings = state::Settings::new(config.data_dir.clone(), config.public_url(addr));
     settings.limits.max_file_bytes = config.storage.max_file_bytes;
     settings.limits.max_case_bytes = config.storage.max_case_bytes;
+    settings.upload_expiry = config.storage.upload_expiry();
     let mut state = AppState::new(db.clone(), auth, settings);
     if let Some(s3) = config.storage.s3() {
         tracing::info!(?s3, "documents and reports go to the S3 bucket");

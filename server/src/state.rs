@@ -52,6 +52,9 @@ pub struct Settings {
     pub limits: Limits,
     /// Pull paging, first-sync and compaction settings of `/sync/v1`.
     pub sync: crate::sync::SyncSettings,
+    /// An incomplete resumable upload that receives no chunk for this long is removed
+    /// ([`crate::uploads::remove_expired_uploads`]).
+    pub upload_expiry: std::time::Duration,
 }
 
 impl Settings {
@@ -62,6 +65,7 @@ impl Settings {
             public_url,
             limits: Limits::default(),
             sync: crate::sync::SyncSettings::default(),
+            upload_expiry: crate::uploads::DEFAULT_UPLOAD_EXPIRY,
         }
     }
 }

@@ -19,6 +19,14 @@
 //!
 //! Limits: `Upload-Length` above the per-file limit is refused at once (`413 file_too_large`);
 //! the per-case limit is the core's, checked when the document is attached (`UploadDocument`).
+//!
+//! **Abandoned uploads.** An incomplete upload that received no chunk for
+//! `Settings::upload_expiry` (default [`DEFAULT_UPLOAD_EXPIRY`], 7 days; `SOP_UPLOAD_EXPIRY_HOURS`)
+//! is forgotten by [`remove_expired_uploads`], which the scheduler runs with its jobs: the row
+//! and its chunk rows go in one conditional transaction (a chunk recorded meanwhile keeps the
+//! upload), then the chunk objects are deleted. The device's next `GET` answers `received: 0`
+//! and it starts again. Completed uploads are never removed: they are what lets a user attach
+//! the file.
 
 use crate::api::RequestMeta;
 use crate::auth::SyncAuth;
@@ -39,7 +47,14 @@ use object_store::path::Path as ObjectPath;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sop_core::{Refusal, RefusalCode};
+use std::time::Duration;
 use uuid::Uuid;
+
+/// How long an incomplete upload is kept without receiving a chunk, unless configured.
+pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How many expired uploads one transaction-and-delete round lists.
+const EXPIRED_BATCH: i64 = 100;
 
 /// The header with the offset of the body's first byte in the file.
 pub const UPLOAD_OFFSET: &str = "upload-offset";
@@ -407,6 +422,42 @@ async fn delete_chunks(blobs: &BlobStore, keys: &[ObjectPath]) {
     for key in keys {
         if let Err(e) = blobs.delete_object(key).await {
             tracing::warn!(error = %e, "cannot delete an upload chunk");
+        }
+    }
+}
+
+/// Forgets every incomplete upload untouched for `Settings::upload_expiry` (at the state's
+/// clock) and deletes its chunk objects; the number of uploads removed. Safe to run on several
+/// instances at once: each upload is removed by one conditional transaction, and a chunk object
+/// already gone is not an error.
+pub async fn remove_expired_uploads(state: &AppState) -> Result<u64, StoreError> {
+    let expiry =
+        chrono::TimeDelta::from_std(state.settings.upload_expiry).unwrap_or(chrono::TimeDelta::MAX);
+    let before = state
+        .now()
+        .checked_sub_signed(expiry)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut removed = 0;
+    loop {
+        let expired = read_tx!(state.store.db(), |tx| tx
+            .expired_uploads(before, EXPIRED_BATCH)
+            .await)?;
+        for upload in &expired {
+            let (user, sha256) = (upload.user_id.as_str(), upload.sha256.as_str());
+            let dropped = write_tx!(state.store.db(), |tx| tx
+                .drop_expired_upload(user, sha256, before)
+                .await)?;
+            // `None`: a chunk arrived since the listing; the upload is alive.
+            if let Some(keys) = dropped {
+                let keys: Vec<ObjectPath> =
+                    keys.iter().map(|k| ObjectPath::from(k.as_str())).collect();
+                delete_chunks(&state.blobs, &keys).await;
+                removed += 1;
+            }
+        }
+        // Removed or touched, none of these is listed again: a short page is the last.
+        if (expired.len() as i64) < EXPIRED_BATCH {
+            return Ok(removed);
         }
     }
 }

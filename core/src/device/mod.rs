@@ -209,14 +209,19 @@ impl Device {
         let Some(row) = rows::case_row(conn, case_id)? else {
             return Ok(None);
         };
-        let mut case = row.local;
+        self.with_typed_intake(conn, row.local).map(Some)
+    }
+
+    /// `case` with the intake from the device's intake document while it is the patient's to
+    /// edit: the server's record of a draft carries the intake as of its last command (docs/adr/0009).
+    fn with_typed_intake(&self, conn: &Connection, mut case: Case) -> Result<Case> {
         if matches!(self.actor, Actor::Patient(_)) {
-            let doc_ref = DocRef::new(case_id, crate::access::ContentKind::Intake);
+            let doc_ref = DocRef::new(case.case_id, crate::access::ContentKind::Intake);
             if let Some(intake) = self.with_doc(conn, &doc_ref, content::intake::get)? {
                 case.intake = intake;
             }
         }
-        Ok(Some(case))
+        Ok(case)
     }
 
     /// Recomputes a case's local state from its server state and the commands still queued.
@@ -227,7 +232,14 @@ impl Device {
         };
         let commands = rows::queued_commands(tx, case_id)?;
         let catalog = self.catalog_for(tx, row.base.as_ref(), &commands)?;
-        match cases::replay(row.base.clone(), &commands, &self.actor, &catalog, now) {
+        // Queued commands (a submit) are decided on what the patient typed, as the server will.
+        let base = match row.base.clone() {
+            Some(case) if case.status == crate::case::Status::Draft => {
+                Some(self.with_typed_intake(tx, case)?)
+            }
+            other => other,
+        };
+        match cases::replay(base, &commands, &self.actor, &catalog, now) {
             Some(local) => rows::put_case(
                 tx,
                 &rows::CaseRow {

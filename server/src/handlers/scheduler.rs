@@ -12,6 +12,9 @@
 //! (`AppState::now`), injectable in tests. The trigger needs an admin token
 //! (`snr_dash`): see `docs/adr/0002-scheduler-trigger-auth.md`.
 //! (`/scheduler/run-reconciliation` is routed with the payments, in `handlers::payments`.)
+//!
+//! The timer also removes abandoned resumable uploads ([`crate::uploads::remove_expired_uploads`];
+//! no HTTP trigger): housekeeping that needs no case and no command.
 
 use crate::api::RequestMeta;
 use crate::auth::AdminAuth;
@@ -45,9 +48,9 @@ impl Drop for Timer {
     }
 }
 
-/// Starts running both jobs every `every` ([`RUN_EVERY`] by default; the first run at once),
-/// on the state's clock. Several server instances may each run it: the core sends each notice
-/// once per case.
+/// Starts running both jobs, then the removal of expired uploads, every `every` ([`RUN_EVERY`]
+/// by default; the first run at once), on the state's clock. Several server instances may each
+/// run it: the core sends each notice once per case, and an upload is removed once.
 pub fn spawn(state: AppState, every: std::time::Duration) -> Timer {
     Timer(tokio::spawn(async move {
         let meta = RequestMeta::default().audit(&Actor::System);
@@ -64,6 +67,12 @@ pub fn spawn(state: AppState, every: std::time::Duration) -> Timer {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(job, error = %e, "scheduled job failed"),
                 }
+            }
+            let job = "expired uploads";
+            match crate::uploads::remove_expired_uploads(&state).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(job, removed, "scheduled job ran"),
+                Err(e) => tracing::warn!(job, error = %e, "scheduled job failed"),
             }
         }
     }))

@@ -1397,6 +1397,13 @@ pub struct ChunkRow {
     pub object_key: String,
 }
 
+/// An incomplete upload nobody has touched for a while (see [`BlobTx::expired_uploads`]).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct ExpiredUpload {
+    pub user_id: String,
+    pub sha256: String,
+}
+
 /// One language's PDF of a case's final report.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReportRow {
@@ -1448,6 +1455,23 @@ pub trait BlobTx: Send {
     ) -> impl Future<Output = R<()>> + Send;
     /// Forgets an upload and its chunks.
     fn drop_upload(&mut self, user: &str, sha256: &str) -> impl Future<Output = R<()>> + Send;
+    /// Incomplete uploads last touched (started or given a chunk) before `before`, the
+    /// longest-untouched first, at most `limit`.
+    fn expired_uploads(
+        &mut self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> impl Future<Output = R<Vec<ExpiredUpload>>> + Send;
+    /// Forgets the upload if it is still incomplete and untouched since before `before`, with
+    /// its chunks: their object keys, or `None` (and nothing changed) when it was touched or
+    /// completed meanwhile. The condition is in the `DELETE`, so a chunk recorded concurrently
+    /// keeps the upload.
+    fn drop_expired_upload(
+        &mut self,
+        user: &str,
+        sha256: &str,
+        before: DateTime<Utc>,
+    ) -> impl Future<Output = R<Option<Vec<String>>>> + Send;
     fn insert_report(&mut self, row: &ReportRow) -> impl Future<Output = R<()>> + Send;
     fn reports_of_case(&mut self, case_id: Uuid) -> impl Future<Output = R<Vec<ReportRow>>> + Send;
     fn report_rows(&mut self, report_id: Uuid) -> impl Future<Output = R<Vec<ReportRow>>> + Send;
@@ -1564,6 +1588,56 @@ macro_rules! impl_blob_tx {
                     .execute(&mut **self)
                     .await?;
                 Ok(())
+            }
+
+            async fn expired_uploads(&mut self, before: DateTime<Utc>, limit: i64) -> R<Vec<ExpiredUpload>> {
+                sqlx::query_as(
+                    "SELECT user_id, sha256 FROM uploads WHERE complete = $1 AND updated_at < $2 \
+                     ORDER BY updated_at, user_id, sha256 LIMIT $3",
+                )
+                .bind(false)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&mut **self)
+                .await
+            }
+
+            async fn drop_expired_upload(
+                &mut self,
+                user: &str,
+                sha256: &str,
+                before: DateTime<Utc>,
+            ) -> R<Option<Vec<String>>> {
+                // The keys first: the cascade of the `DELETE` below removes the chunk rows. A
+                // chunk recorded after this read also moves `updated_at`, so the `DELETE` then
+                // matches nothing and no key goes unlisted.
+                let keys: Vec<String> = sqlx::query_scalar(
+                    "SELECT object_key FROM upload_chunks WHERE user_id = $1 AND sha256 = $2 \
+                     ORDER BY start_offset",
+                )
+                .bind(user)
+                .bind(sha256)
+                .fetch_all(&mut **self)
+                .await?;
+                let dropped = sqlx::query(
+                    "DELETE FROM uploads WHERE user_id = $1 AND sha256 = $2 AND complete = $3 \
+                     AND updated_at < $4",
+                )
+                .bind(user)
+                .bind(sha256)
+                .bind(false)
+                .bind(before)
+                .execute(&mut **self)
+                .await?;
+                if dropped.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                sqlx::query("DELETE FROM upload_chunks WHERE user_id = $1 AND sha256 = $2")
+                    .bind(user)
+                    .bind(sha256)
+                    .execute(&mut **self)
+                    .await?;
+                Ok(Some(keys))
             }
 
             async fn insert_report(&mut self, row: &ReportRow) -> R<()> {

@@ -2,16 +2,24 @@
 //! they become: a large file interrupted halfway and resumed on another instance (in process
 //! on SQLite and PostgreSQL; across a real restart on S3), the same bytes stored once, bytes
 //! that do not match their SHA-256, a JPEG named `.pdf`, the file and case limits, and
-//! downloads refused (404) to another patient and an unassigned doctor.
+//! downloads refused (404) to another patient and an unassigned doctor. Abandoned uploads are
+//! removed after their expiry (in process with a test clock on SQLite and PostgreSQL; by the
+//! real server's own timer with `SOP_UPLOAD_EXPIRY_HOURS`), live and completed ones kept.
 
 use crate::case_flow::{Flow, JPEG};
 use crate::support::{Moto, ServerOptions, TestPg, TestServer, mint_token};
 use axum::body::Body;
 use axum::http::Request;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sop_core::ids::CaseId;
 use sop_core::rules::Limits;
+use sop_server::uploads::remove_expired_uploads;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// A JPEG of `len` bytes: a real JPEG signature, then varied bytes.
@@ -406,4 +414,219 @@ async fn an_upload_survives_a_server_restart_on_s3() {
         sop_server::blobs::BlobStore::s3(&moto.config(), staging.path().to_path_buf()).unwrap();
     let stored = bucket.get(&key).await.unwrap().expect("blob in the bucket");
     assert_eq!(sha(&stored), key);
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap() = at;
+    }
+}
+
+impl sop_server::state::Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// The chunk objects in the local store.
+fn chunk_objects(flow: &Flow) -> BTreeSet<PathBuf> {
+    walk(&flow.state.blobs.root().join("uploads"))
+        .into_iter()
+        .collect()
+}
+
+/// `GET` of `sha256` for `token`: `(received, complete)`.
+async fn progress(app: &axum::Router, token: &str, sha256: &str) -> (i64, bool) {
+    let st = status(app, token, sha256).await;
+    assert_eq!(st.status, 200, "{st:?}");
+    let data = &st.body["data"];
+    (
+        data["received"].as_i64().unwrap(),
+        data["complete"].as_bool().unwrap(),
+    )
+}
+
+/// A PATCH expected to succeed: `(received, complete)`.
+async fn sent(app: &axum::Router, token: &str, file: &[u8], from: usize, to: usize) -> (i64, bool) {
+    let answer = patch(app, token, &sha(file), from, file.len(), &file[from..to]).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let data = &answer.body["data"];
+    (
+        data["received"].as_i64().unwrap(),
+        data["complete"].as_bool().unwrap(),
+    )
+}
+
+async fn abandoned_uploads_are_removed_after_their_expiry(flow: Flow) {
+    let mut flow = flow;
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).single().unwrap();
+    let clock = Arc::new(TestClock(Mutex::new(t0)));
+    flow.state = flow.state.clone().with_clock(clock.clone());
+    flow.app = sop_server::app(flow.state.clone());
+    let expiry = TimeDelta::from_std(flow.state.settings.upload_expiry).unwrap();
+    assert_eq!(expiry, TimeDelta::days(7), "the default expiry");
+    let (app, p1, p2) = (flow.app.clone(), flow.patient("P1"), flow.patient("P2"));
+    let abandoned = jpeg(300_000, 11);
+    let resumed = jpeg(300_000, 12);
+    let completed = jpeg(100_000, 13);
+    let fresh = jpeg(200_000, 14);
+
+    // Day 0: P1 starts two uploads and sends a third whole.
+    let before = chunk_objects(&flow);
+    assert_eq!(
+        sent(&app, &p1, &abandoned, 0, 100_000).await,
+        (100_000, false)
+    );
+    let abandoned_chunks: BTreeSet<PathBuf> =
+        chunk_objects(&flow).difference(&before).cloned().collect();
+    assert_eq!(abandoned_chunks.len(), 1, "{abandoned_chunks:?}");
+    assert_eq!(
+        sent(&app, &p1, &resumed, 0, 100_000).await,
+        (100_000, false)
+    );
+    assert_eq!(
+        sent(&app, &p1, &completed, 0, 100_000).await,
+        (100_000, true)
+    );
+
+    // Day 6: P1 resumes one of them; P2 starts the same file as P1's abandoned one, and another.
+    clock.set(t0 + TimeDelta::days(6));
+    assert_eq!(
+        sent(&app, &p1, &resumed, 100_000, 200_000).await,
+        (200_000, false)
+    );
+    assert_eq!(
+        sent(&app, &p2, &abandoned, 0, 50_000).await,
+        (50_000, false)
+    );
+    assert_eq!(sent(&app, &p2, &fresh, 0, 100_000).await, (100_000, false));
+    let all_chunks = chunk_objects(&flow);
+    assert_eq!(all_chunks.len(), 5, "{all_chunks:?}");
+
+    // Just before the abandoned upload's expiry, nothing is removed.
+    clock.set(t0 + expiry - TimeDelta::minutes(1));
+    assert_eq!(remove_expired_uploads(&flow.state).await.unwrap(), 0);
+    assert_eq!(chunk_objects(&flow), all_chunks);
+    assert_eq!(
+        progress(&app, &p1, &sha(&abandoned)).await,
+        (100_000, false)
+    );
+
+    // An hour past it: that upload alone is gone, its chunk objects with it.
+    clock.set(t0 + expiry + TimeDelta::hours(1));
+    assert_eq!(remove_expired_uploads(&flow.state).await.unwrap(), 1);
+    assert_eq!(progress(&app, &p1, &sha(&abandoned)).await, (0, false));
+    let left = chunk_objects(&flow);
+    assert!(left.is_disjoint(&abandoned_chunks), "{left:?}");
+    assert_eq!(
+        left,
+        all_chunks.difference(&abandoned_chunks).cloned().collect()
+    );
+    // The resumed one (touched on day 6), the other user's and the completed one are kept.
+    assert_eq!(progress(&app, &p1, &sha(&resumed)).await, (200_000, false));
+    assert_eq!(progress(&app, &p2, &sha(&abandoned)).await, (50_000, false));
+    assert_eq!(progress(&app, &p2, &sha(&fresh)).await, (100_000, false));
+    assert_eq!(progress(&app, &p1, &sha(&completed)).await, (100_000, true));
+    assert!(
+        flow.state.blobs.get(&sha(&completed)).await.unwrap() == Some(completed.clone()),
+        "the completed upload's blob is kept"
+    );
+    // A second run finds nothing more.
+    assert_eq!(remove_expired_uploads(&flow.state).await.unwrap(), 0);
+
+    // What was kept still completes, and P1 starts the removed upload again from 0.
+    assert_eq!(
+        sent(&app, &p1, &resumed, 200_000, resumed.len()).await,
+        (resumed.len() as i64, true)
+    );
+    let resume_lost = patch(
+        &app,
+        &p1,
+        &sha(&abandoned),
+        100_000,
+        abandoned.len(),
+        &abandoned[100_000..],
+    )
+    .await;
+    assert_eq!(resume_lost.status, 409, "{resume_lost:?}");
+    assert_eq!(resume_lost.body["data"]["received"], 0);
+    assert_eq!(
+        sent(&app, &p1, &abandoned, 0, abandoned.len()).await,
+        (abandoned.len() as i64, true)
+    );
+}
+
+#[tokio::test]
+async fn abandoned_uploads_are_removed_after_their_expiry_sqlite() {
+    abandoned_uploads_are_removed_after_their_expiry(Flow::new().await).await;
+}
+
+#[tokio::test]
+async fn abandoned_uploads_are_removed_after_their_expiry_postgres() {
+    abandoned_uploads_are_removed_after_their_expiry(Flow::on_postgres().await).await;
+}
+
+/// The real binary removes expired uploads by itself (the scheduler's timer), with the expiry
+/// of `SOP_UPLOAD_EXPIRY_HOURS`: half an upload, then the server restarted 25 hours later
+/// (`SOP_CLOCK_OFFSET_SECONDS`) with a 24-hour expiry.
+#[tokio::test]
+async fn the_server_removes_expired_uploads_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = jpeg(400_000, 15);
+    let key = sha(&bytes);
+    let client = reqwest::Client::new();
+    let first = TestServer::start(dir.path(), ServerOptions::default()).await;
+    let token = mint_token(dir.path(), "P9", "snr_usr");
+    let r = client
+        .patch(first.url(&format!("/sync/v1/upload/{key}")))
+        .bearer_auth(&token)
+        .header("upload-offset", "0")
+        .header("upload-length", bytes.len().to_string())
+        .body(bytes[..200_000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    first.terminate();
+    let chunks_dir = dir.path().join("blobs").join("uploads");
+    assert_eq!(walk(&chunks_dir).len(), 1);
+
+    let env = [
+        ("SOP_UPLOAD_EXPIRY_HOURS", "24".to_owned()),
+        ("SOP_CLOCK_OFFSET_SECONDS", (25 * 3600).to_string()),
+        ("SOP_JOBS_EVERY_SECONDS", "1".to_owned()),
+    ];
+    let options = ServerOptions {
+        env: env.map(|(k, v)| (k.to_owned(), v)).to_vec(),
+        ..ServerOptions::default()
+    };
+    let second = TestServer::start(dir.path(), options).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st: Value = client
+            .get(second.url(&format!("/sync/v1/upload/{key}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // The row goes first, then the chunk objects.
+        let left = walk(&chunks_dir);
+        if st["data"] == json!({"sha256": key, "received": 0, "complete": false}) && left.is_empty()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the upload was not removed: {st}, chunks {left:?}; log:\n{}",
+            second.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -35,7 +35,7 @@ pub const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Environment variables of the server that must not leak from the developer's shell.
-const SOP_ENV: [&str; 23] = [
+const SOP_ENV: [&str; 24] = [
     "SOP_BIND",
     "SOP_DATA_DIR",
     "SOP_DATABASE_URL",
@@ -59,6 +59,7 @@ const SOP_ENV: [&str; 23] = [
     "SOP_S3_SECRET_ACCESS_KEY",
     "SOP_MAX_FILE_BYTES",
     "SOP_MAX_CASE_BYTES",
+    "SOP_UPLOAD_EXPIRY_HOURS",
 ];
 
 /// A `Command` for the server binary with a clean, predictable environment.
