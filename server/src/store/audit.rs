@@ -102,12 +102,10 @@ pub(crate) async fn append<T: Tx>(
     append_all(tx, vec![PendingAudit::new(meta, entry, now)]).await
 }
 
-/// Appends `pending` to the chain inside the caller's transaction, in one statement.
+/// Appends `pending` to the chain inside the caller's transaction (see [`chain`]).
 ///
-/// The chain's lock (PostgreSQL: an advisory lock held until COMMIT) serializes every writer
-/// from here to its commit, so callers make this one of their **last** statements: whatever
-/// runs after it runs while every other writer waits (docs/PERFORMANCE.md, "Where the time
-/// goes"). Taking it last also means a writer never waits for a row lock while holding it.
+/// This takes the feed clock's row, which serializes every writer until COMMIT: callers make it
+/// their **last** step. `FeedBatch::commit` does, for every transaction that writes feed rows.
 pub(crate) async fn append_all<T: Tx>(
     tx: &mut T,
     pending: Vec<PendingAudit>,
@@ -115,11 +113,17 @@ pub(crate) async fn append_all<T: Tx>(
     if pending.is_empty() {
         return Ok(());
     }
-    tx.lock_audit().await?;
-    let (mut seq, mut prev_hash) = match tx.audit_tail().await? {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS_HASH.to_owned()),
-    };
+    let n = i64::try_from(pending.len()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let at = tx.take_positions(0, n).await?;
+    let rows = chain(pending, at.audit_prev, at.audit_prev_hash);
+    tx.append_log(&rows, &[]).await?;
+    Ok(())
+}
+
+/// The rows of `pending`, chained after row `prev` whose hash is `prev_hash` (the tail the
+/// feed clock's row handed out: `Tx::take_positions`).
+pub(crate) fn chain(pending: Vec<PendingAudit>, prev: i64, mut prev_hash: String) -> Vec<AuditRow> {
+    let mut seq = prev + 1;
     let mut rows = Vec::with_capacity(pending.len());
     for p in pending {
         // Both databases keep microseconds; hash what will be read back.
@@ -144,8 +148,7 @@ pub(crate) async fn append_all<T: Tx>(
         seq += 1;
         rows.push(row);
     }
-    tx.insert_audits(&rows).await?;
-    Ok(())
+    rows
 }
 
 impl Store {

@@ -334,27 +334,28 @@ impl FeedBatch {
         }
     }
 
-    /// Writes the batch's audit rows, then takes its sequence numbers and writes its feed rows:
-    /// call it as the transaction's last statement. Both steps serialize writers (the audit
-    /// chain's lock, then the feed clock's row), always in this order, until COMMIT. The hint to
-    /// publish after the commit, if anything was written.
+    /// Writes the batch's audit rows and feed rows: call it as the transaction's last step.
+    /// Two statements: the feed clock's row hands out the feed numbers and the audit chain's
+    /// tail (and serializes every writer from there to COMMIT), then one statement writes both
+    /// (`Tx::append_log`). The hint to publish after the commit, if feed rows were written.
     pub(crate) async fn commit<T: Tx>(
         self,
         tx: &mut T,
         now: DateTime<Utc>,
     ) -> Result<Committed, StoreError> {
-        audit::append_all(tx, self.audits).await?;
         let mut done = Committed {
             hint: None,
             docs: self.docs.into_iter().collect(),
             cache: self.cache,
         };
-        if self.rows.is_empty() {
+        if self.rows.is_empty() && self.audits.is_empty() {
             return Ok(done);
         }
-        let n = i64::try_from(self.rows.len()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let last = tx.take_feed_seqs(n).await?;
-        let first = last - n + 1;
+        let count = |n: usize| i64::try_from(n).map_err(|e| StoreError::Corrupt(e.to_string()));
+        let n = count(self.rows.len())?;
+        let at = tx.take_positions(n, count(self.audits.len())?).await?;
+        let audits = audit::chain(self.audits, at.audit_prev, at.audit_prev_hash);
+        let first = at.feed_last - n + 1;
         let rows: Vec<FeedRow> = self
             .rows
             .into_iter()
@@ -370,12 +371,14 @@ impl FeedBatch {
                 at: now,
             })
             .collect();
-        tx.insert_feed(&rows).await?;
-        done.hint = Some(Hint {
-            cursor: u64::try_from(last).unwrap_or_default(),
-            users: self.users.into_iter().collect(),
-            admins: self.admins,
-        });
+        tx.append_log(&audits, &rows).await?;
+        if n > 0 {
+            done.hint = Some(Hint {
+                cursor: u64::try_from(at.feed_last).unwrap_or_default(),
+                users: self.users.into_iter().collect(),
+                admins: self.admins,
+            });
+        }
         Ok(done)
     }
 }

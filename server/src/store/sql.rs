@@ -209,11 +209,22 @@ pub trait Tx: Send {
 
     // ----- The sync feed (docs/adr/0004-sync-feed.md)
 
-    /// Takes `n` numbers from the feed clock and returns the last one. The clock's row stays
-    /// locked until the transaction ends, so numbers are handed out in commit order: call it
-    /// last, just before committing.
-    fn take_feed_seqs(&mut self, n: i64) -> impl Future<Output = R<i64>> + Send;
-    fn insert_feed(&mut self, rows: &[FeedRow]) -> impl Future<Output = R<()>> + Send;
+    /// Takes `feed` numbers from the feed clock and `audit` positions in the audit chain, and
+    /// answers where they start. The clock's row stays locked until the transaction ends, so
+    /// numbers and chain positions are handed out in commit order: every writer serializes
+    /// here, so call it last, just before [`Tx::append_log`] and COMMIT.
+    fn take_positions(
+        &mut self,
+        feed: i64,
+        audit: i64,
+    ) -> impl Future<Output = R<Positions>> + Send;
+    /// Writes chained audit rows (and the chain's new tail into the clock's row) and feed rows
+    /// numbered by [`Tx::take_positions`]: one statement on PostgreSQL.
+    fn append_log(
+        &mut self,
+        audits: &[AuditRow],
+        feed: &[FeedRow],
+    ) -> impl Future<Output = R<()>> + Send;
     /// The last number taken from the feed clock: every row up to it is committed.
     fn feed_head(&mut self) -> impl Future<Output = R<i64>> + Send;
     /// Makes every later statement of this (read) transaction see one snapshot.
@@ -325,11 +336,6 @@ pub trait Tx: Send {
     /// Keeps everything since [`Tx::savepoint`] and forgets the mark.
     fn release_savepoint(&mut self) -> impl Future<Output = R<()>> + Send;
 
-    /// Serializes appends to the audit chain until the transaction ends.
-    fn lock_audit(&mut self) -> impl Future<Output = R<()>> + Send;
-    fn audit_tail(&mut self) -> impl Future<Output = R<Option<(i64, String)>>> + Send;
-    /// Inserts audit rows (already chained) in as few statements as the backend allows.
-    fn insert_audits(&mut self, rows: &[AuditRow]) -> impl Future<Output = R<()>> + Send;
     fn list_audit(
         &mut self,
         filter: &AuditFilter,
@@ -354,6 +360,16 @@ const REVIEW_TYPE_COLUMNS: &str = "rt_id, title_en, title_ar, description_en, de
      duration_en, duration_ar, price, currency, expected_review_days, icon, active, created_at";
 const AUDIT_COLUMNS: &str = "seq, at, user_id, role, action, case_id, resource_id, outcome, \
      request_id, device_id, device_time, ip, prev_hash, hash";
+/// Where a write transaction's feed rows and audit rows go ([`Tx::take_positions`]).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Positions {
+    /// The last feed number taken (the first is `feed_last - feed + 1`).
+    pub feed_last: i64,
+    /// The chain's last row before this transaction's (0: none yet) and its hash.
+    pub audit_prev: i64,
+    pub audit_prev_hash: String,
+}
+
 const OUTBOX_COLUMNS: &str = "outbox_id, case_id, kind, payload, idempotency_key, status, \
      attempts, next_attempt_at, last_error, created_at, done_at";
 
@@ -372,8 +388,9 @@ const DOC_COLUMNS: &str = "doc_id, case_id, kind, doctor_id, snapshot, snapshot_
      heads, frozen_heads, frozen_at, updated_at";
 
 macro_rules! impl_tx {
-    ($db:ty, lock_audit = $lock:expr, for_update = $for_update:literal,
-     repeatable_read = $rr:expr, insert_sync_results = $insert_sync_results:path) => {
+    ($db:ty, for_update = $for_update:literal,
+     repeatable_read = $rr:expr, insert_sync_results = $insert_sync_results:path,
+     append_log = $append_log:path) => {
         impl Tx for sqlx::Transaction<'_, $db> {
             async fn case_row(&mut self, id: Uuid) -> R<Option<CaseRow>> {
                 sqlx::query_as("SELECT version, state FROM cases WHERE case_id = $1")
@@ -930,43 +947,6 @@ macro_rules! impl_tx {
                 Ok(())
             }
 
-            async fn lock_audit(&mut self) -> R<()> {
-                if let Some(sql) = $lock {
-                    sqlx::query(sql).execute(&mut **self).await?;
-                }
-                Ok(())
-            }
-
-            async fn audit_tail(&mut self) -> R<Option<(i64, String)>> {
-                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut **self)
-                    .await
-            }
-
-            async fn insert_audits(&mut self, rows: &[AuditRow]) -> R<()> {
-                for chunk in rows.chunks(AUDIT_INSERT_CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) "));
-                    qb.push_values(chunk, |mut b, a| {
-                        b.push_bind(a.seq)
-                            .push_bind(a.at)
-                            .push_bind(a.user_id.clone())
-                            .push_bind(a.role.clone())
-                            .push_bind(a.action.clone())
-                            .push_bind(a.case_id)
-                            .push_bind(a.resource_id.clone())
-                            .push_bind(a.outcome.clone())
-                            .push_bind(a.request_id.clone())
-                            .push_bind(a.device_id.clone())
-                            .push_bind(a.device_time)
-                            .push_bind(a.ip.clone())
-                            .push_bind(a.prev_hash.clone())
-                            .push_bind(a.hash.clone());
-                    });
-                    qb.build().execute(&mut **self).await?;
-                }
-                Ok(())
-            }
-
             async fn list_audit(&mut self, f: &AuditFilter, w: Window) -> R<(Vec<AuditRow>, i64)> {
                 let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
                     qb.push(" WHERE 1 = 1");
@@ -1020,29 +1000,19 @@ macro_rules! impl_tx {
                 Ok((rows, total))
             }
 
-            async fn take_feed_seqs(&mut self, n: i64) -> R<i64> {
-                sqlx::query_scalar("UPDATE feed_clock SET seq = seq + $1 WHERE id = 1 RETURNING seq")
-                    .bind(n)
-                    .fetch_one(&mut **self)
-                    .await
+            async fn take_positions(&mut self, feed: i64, audit: i64) -> R<Positions> {
+                sqlx::query_as(
+                    "UPDATE feed_clock SET seq = seq + $1, audit_seq = audit_seq + $2 WHERE id = 1 \
+                     RETURNING seq AS feed_last, audit_seq - $2 AS audit_prev, audit_hash AS audit_prev_hash",
+                )
+                .bind(feed)
+                .bind(audit)
+                .fetch_one(&mut **self)
+                .await
             }
 
-            async fn insert_feed(&mut self, rows: &[FeedRow]) -> R<()> {
-                for chunk in rows.chunks(FEED_INSERT_CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO feed ({FEED_COLUMNS}) "));
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.seq)
-                            .push_bind(r.kind.clone())
-                            .push_bind(r.case_id)
-                            .push_bind(r.recipient.clone())
-                            .push_bind(r.doc_id)
-                            .push_bind(r.payload.clone())
-                            .push_bind(r.data.clone())
-                            .push_bind(r.at);
-                    });
-                    qb.build().execute(&mut **self).await?;
-                }
-                Ok(())
+            async fn append_log(&mut self, audits: &[AuditRow], feed: &[FeedRow]) -> R<()> {
+                $append_log(self, audits, feed).await
             }
 
             async fn feed_head(&mut self) -> R<i64> {
@@ -1300,25 +1270,134 @@ macro_rules! impl_tx {
     };
 }
 
-// An advisory lock held until commit: concurrent writers append to the audit chain one at a time.
 // A pull reads several statements that must agree (the feed head, rows, documents): PostgreSQL
 // gives one snapshot to the whole transaction at REPEATABLE READ.
 impl_tx!(
     sqlx::Postgres,
-    lock_audit = Some("SELECT pg_advisory_xact_lock(530153)"),
     for_update = " FOR UPDATE",
     repeatable_read = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
-    insert_sync_results = pg_insert_sync_results
+    insert_sync_results = pg_insert_sync_results,
+    append_log = pg_append_log
 );
 // SQLite write transactions start with BEGIN IMMEDIATE and so are already one at a time; a read
 // transaction in WAL mode keeps the snapshot of its first read.
 impl_tx!(
     sqlx::Sqlite,
-    lock_audit = None::<&'static str>,
     for_update = "",
     repeatable_read = None::<&'static str>,
-    insert_sync_results = sqlite_insert_sync_results
+    insert_sync_results = sqlite_insert_sync_results,
+    append_log = sqlite_append_log
 );
+
+/// Adds the audit rows `$rows` as the `VALUES` of an `INSERT INTO audit_log` to `$qb`.
+macro_rules! push_audit_values {
+    ($qb:expr, $rows:expr) => {{
+        $qb.push(format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) "));
+        $qb.push_values($rows, |mut b, a| {
+            b.push_bind(a.seq)
+                .push_bind(a.at)
+                .push_bind(a.user_id.clone())
+                .push_bind(a.role.clone())
+                .push_bind(a.action.clone())
+                .push_bind(a.case_id)
+                .push_bind(a.resource_id.clone())
+                .push_bind(a.outcome.clone())
+                .push_bind(a.request_id.clone())
+                .push_bind(a.device_id.clone())
+                .push_bind(a.device_time)
+                .push_bind(a.ip.clone())
+                .push_bind(a.prev_hash.clone())
+                .push_bind(a.hash.clone());
+        });
+    }};
+}
+
+/// Adds the feed rows `$rows` as the `VALUES` of an `INSERT INTO feed` to `$qb`.
+macro_rules! push_feed_values {
+    ($qb:expr, $rows:expr) => {{
+        $qb.push(format!("INSERT INTO feed ({FEED_COLUMNS}) "));
+        $qb.push_values($rows, |mut b, r| {
+            b.push_bind(r.seq)
+                .push_bind(r.kind.clone())
+                .push_bind(r.case_id)
+                .push_bind(r.recipient.clone())
+                .push_bind(r.doc_id)
+                .push_bind(r.payload.clone())
+                .push_bind(r.data.clone())
+                .push_bind(r.at);
+        });
+    }};
+}
+
+/// `Tx::append_log` as one statement per table and chunk, for backend `$db`.
+macro_rules! chunked_append_log {
+    ($db:ty, $tx:expr, $audits:expr, $feed:expr) => {{
+        for chunk in $audits.chunks(AUDIT_INSERT_CHUNK) {
+            let mut qb = sqlx::QueryBuilder::<$db>::new("");
+            push_audit_values!(qb, chunk);
+            qb.build().execute(&mut **$tx).await?;
+        }
+        if let Some(tail) = $audits.last() {
+            sqlx::query(SET_AUDIT_TAIL)
+                .bind(tail.hash.clone())
+                .execute(&mut **$tx)
+                .await?;
+        }
+        for chunk in $feed.chunks(FEED_INSERT_CHUNK) {
+            let mut qb = sqlx::QueryBuilder::<$db>::new("");
+            push_feed_values!(qb, chunk);
+            qb.build().execute(&mut **$tx).await?;
+        }
+        Ok(())
+    }};
+}
+
+/// The chain's new tail into the clock's row (the hash of the last audit row written).
+const SET_AUDIT_TAIL: &str = "UPDATE feed_clock SET audit_hash = $1 WHERE id = 1";
+
+/// The end of a write transaction in **one** statement: the audit rows, the chain's tail and
+/// the feed rows as data-modifying CTEs of one `INSERT` (every writer waits for the clock's row
+/// during this, so each round trip counts: docs/PERFORMANCE.md). Transactions with more rows
+/// than one statement should carry (bulk imports) take one statement per chunk.
+async fn pg_append_log(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    audits: &[AuditRow],
+    feed: &[FeedRow],
+) -> R<()> {
+    if audits.len() > AUDIT_INSERT_CHUNK || feed.len() > FEED_INSERT_CHUNK {
+        return chunked_append_log!(sqlx::Postgres, tx, audits, feed);
+    }
+    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+    match (audits.last(), feed.is_empty()) {
+        (None, true) => return Ok(()),
+        (None, false) => push_feed_values!(qb, feed),
+        (Some(tail), feed_empty) => {
+            qb.push("WITH tail AS (UPDATE feed_clock SET audit_hash = ")
+                .push_bind(tail.hash.clone())
+                .push(" WHERE id = 1)");
+            if feed_empty {
+                qb.push(" ");
+                push_audit_values!(qb, audits);
+            } else {
+                qb.push(", audits AS (");
+                push_audit_values!(qb, audits);
+                qb.push(") ");
+                push_feed_values!(qb, feed);
+            }
+        }
+    }
+    qb.build().execute(&mut **tx).await.map(drop)
+}
+
+/// SQLite has no data-modifying CTEs: one statement per table (its writers are serialized by
+/// `BEGIN IMMEDIATE` anyway, in-process).
+async fn sqlite_append_log(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    audits: &[AuditRow],
+    feed: &[FeedRow],
+) -> R<()> {
+    chunked_append_log!(sqlx::Sqlite, tx, audits, feed)
+}
 
 /// The answers of a push in one statement, whatever their number (a fixed text, so one
 /// prepared statement): the bulk insert TECH-NOTES measured at ~20× one row per statement.
