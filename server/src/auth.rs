@@ -370,6 +370,44 @@ struct VerifyKey {
 #[derive(Clone)]
 pub struct Authenticator {
     source: Arc<KeySource>,
+    verified: Arc<VerifiedTokens>,
+}
+
+/// Tokens whose signature was verified lately, by SHA-256 of the token, with their claims: a
+/// device sends the same token with every request, and an ES256 verification costs ~5% of a
+/// sync push's CPU (docs/PERFORMANCE.md). Expiry is still checked on every use; an entry is
+/// trusted for at most [`VerifiedTokens::TTL`], so a key removed from the JWKS stops
+/// working within that time.
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Claims, Instant)>>,
+}
+
+impl VerifiedTokens {
+    const TTL: Duration = Duration::from_secs(60);
+    const CAPACITY: usize = 10_000;
+
+    fn key(token: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn get(&self, token: &str) -> Option<Claims> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let (claims, at) = entries.get(&Self::key(token))?;
+        (at.elapsed() < Self::TTL).then(|| claims.clone())
+    }
+
+    fn put(&self, token: &str, claims: &Claims) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= Self::CAPACITY {
+            entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(Self::key(token), (claims.clone(), Instant::now()));
+    }
 }
 
 enum KeySource {
@@ -397,6 +435,7 @@ impl Authenticator {
     pub fn local(key: &LocalKey) -> Result<Self, KeyError> {
         Ok(Self {
             source: Arc::new(KeySource::Local(key.verify_key()?)),
+            verified: Arc::default(),
         })
     }
 
@@ -419,6 +458,7 @@ impl Authenticator {
         }
         Ok(Self {
             source: Arc::new(KeySource::Jwks(cache)),
+            verified: Arc::default(),
         })
     }
 
@@ -434,6 +474,38 @@ impl Authenticator {
         token: &str,
         audiences: &[Audience],
     ) -> Result<AuthUser, AuthError> {
+        let claims = match self.verified.get(token) {
+            Some(claims)
+                if claims.exp.saturating_add(LEEWAY_SECONDS)
+                    < jsonwebtoken::get_current_timestamp() =>
+            {
+                return Err(AuthError::Expired);
+            }
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature(token).await?;
+                self.verified.put(token, &claims);
+                claims
+            }
+        };
+        let granted = claims.aud.as_ref().and_then(|aud| {
+            audiences
+                .iter()
+                .copied()
+                .find(|audience| aud.contains(audience.as_str()))
+        });
+        match (granted, audiences.first()) {
+            (Some(audience), _) => Ok(AuthUser {
+                sub: claims.sub,
+                audience,
+            }),
+            (None, Some(&expected)) => Err(AuthError::WrongAudience { expected }),
+            (None, None) => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// The claims of `token` once its signature, expiry and subject are checked.
+    async fn verify_signature(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             tracing::debug!(error = %e, "undecodable token header");
             AuthError::InvalidToken
@@ -465,20 +537,7 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(AuthError::InvalidToken);
         }
-        let granted = claims.aud.as_ref().and_then(|aud| {
-            audiences
-                .iter()
-                .copied()
-                .find(|audience| aud.contains(audience.as_str()))
-        });
-        match (granted, audiences.first()) {
-            (Some(audience), _) => Ok(AuthUser {
-                sub: claims.sub,
-                audience,
-            }),
-            (None, Some(&expected)) => Err(AuthError::WrongAudience { expected }),
-            (None, None) => Err(AuthError::InvalidToken),
-        }
+        Ok(claims)
     }
 
     /// Reads the bearer token of a request and verifies it for `audience`.
@@ -832,6 +891,36 @@ mod tests {
             auth.verify("not-a-jwt", Audience::Doctor).await,
             Err(AuthError::InvalidToken)
         );
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_but_its_expiry_and_audience_still_count() {
+        let key = LocalKey::generate().expect("key");
+        let auth = Authenticator::local(&key).expect("verifier");
+        let token = key
+            .mint("u1", Audience::Patient, Duration::from_secs(60))
+            .expect("token");
+        assert!(auth.verified.get(&token).is_none());
+        auth.verify(&token, Audience::Patient).await.expect("valid");
+        assert_eq!(auth.verified.get(&token).expect("remembered").sub, "u1");
+        // From the cache: still the audience check.
+        assert_eq!(
+            auth.verify(&token, Audience::Admin).await,
+            Err(AuthError::WrongAudience {
+                expected: Audience::Admin
+            })
+        );
+        // A remembered token past its expiry (and the leeway) is refused.
+        let mut stale = auth.verified.get(&token).expect("remembered");
+        stale.exp = jsonwebtoken::get_current_timestamp() - LEEWAY_SECONDS - 1;
+        auth.verified.put(&token, &stale);
+        assert_eq!(
+            auth.verify(&token, Audience::Patient).await,
+            Err(AuthError::Expired)
+        );
+        // Refused tokens are not remembered.
+        assert!(auth.verify("not-a-jwt", Audience::Patient).await.is_err());
+        assert!(auth.verified.get("not-a-jwt").is_none());
     }
 
     #[test]

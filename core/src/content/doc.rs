@@ -28,7 +28,36 @@ use std::fmt;
 pub struct ContentDoc {
     kind: DocKind,
     doc: Automerge,
+    size: SizeBound,
 }
+
+/// How much larger than its change bytes a document's compacted save can grow per applied
+/// change, at most, as this module assumes ([`ContentDoc::saved_len_within`]). The document
+/// format stores a change's ops in shared columns and its metadata as small indexes (no
+/// dependency hashes), so it grows by less than the change's own bytes; 2 leaves a margin.
+const GROWTH_PER_CHANGE_BYTE: usize = 2;
+
+/// What the last `save()` measured, and the change bytes applied since: an upper bound of the
+/// document's size that costs nothing to keep, so the size limit does not compact the whole
+/// document on every write.
+#[derive(Clone, Copy, Debug, Default)]
+struct SizeBound {
+    /// `None`: not measured since loading or a local edit.
+    measured: Option<usize>,
+    grown: usize,
+}
+
+impl SizeBound {
+    fn upper(&self) -> Option<usize> {
+        let grown = self.grown.checked_mul(GROWTH_PER_CHANGE_BYTE)?;
+        self.measured?.checked_add(grown)
+    }
+}
+
+/// The genesis hashes of the four kinds, computed once (building a genesis document costs
+/// tens of microseconds, and every validation asks).
+static GENESIS_HASHES: std::sync::OnceLock<Result<[ChangeHash; 4], Refusal>> =
+    std::sync::OnceLock::new();
 
 impl fmt::Debug for ContentDoc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,11 +104,23 @@ fn genesis_doc(kind: DocKind) -> Result<Automerge, Refusal> {
 
 /// The hash of the genesis change of `kind`; every valid document of that kind contains it.
 pub fn genesis_hash(kind: DocKind) -> Result<ChangeHash, Refusal> {
-    genesis_doc(kind)?
-        .get_heads()
-        .first()
-        .copied()
-        .ok_or_else(|| invalid("genesis"))
+    let hashes = GENESIS_HASHES.get_or_init(|| {
+        let mut out = [ChangeHash([0; 32]); 4];
+        for (slot, kind) in out.iter_mut().zip(DocKind::ALL) {
+            *slot = genesis_doc(kind)?
+                .get_heads()
+                .first()
+                .copied()
+                .ok_or_else(|| invalid("genesis"))?;
+        }
+        Ok(out)
+    });
+    let index = DocKind::ALL.iter().position(|k| *k == kind);
+    match (hashes, index) {
+        (Ok(hashes), Some(i)) => Ok(hashes[i]),
+        (Err(refusal), _) => Err(refusal.clone()),
+        (Ok(_), None) => Err(invalid("genesis")),
+    }
 }
 
 /// The genesis change of `kind`, as bytes (what a device would push first, were it ever needed).
@@ -93,7 +134,11 @@ impl ContentDoc {
     pub fn new(kind: DocKind, actor: ActorId) -> Result<Self, Refusal> {
         let mut doc = genesis_doc(kind)?;
         doc.set_actor(actor);
-        Ok(Self { kind, doc })
+        Ok(Self {
+            kind,
+            doc,
+            size: SizeBound::default(),
+        })
     }
 
     /// Loads a saved document (a snapshot, possibly followed by changes) and sets `actor`.
@@ -106,7 +151,11 @@ impl ContentDoc {
             return Err(Refusal::new(RefusalCode::ChangeMissingDeps));
         }
         doc.set_actor(actor);
-        let this = Self { kind, doc };
+        let this = Self {
+            kind,
+            doc,
+            size: SizeBound::default(),
+        };
         if !this.has_change(&genesis_hash(kind)?) {
             return Err(invalid("genesis"));
         }
@@ -153,6 +202,7 @@ impl ContentDoc {
     /// The server's data is trusted here; it is still refused if it does not decode or leaves
     /// dependencies missing.
     pub fn load_incremental(&mut self, bytes: &[u8]) -> Result<(), Refusal> {
+        self.size = SizeBound::default();
         self.doc
             .load_incremental(bytes)
             .map_err(|_| Refusal::new(RefusalCode::ChangeMalformed))?;
@@ -178,6 +228,7 @@ impl ContentDoc {
         Ok(Self {
             kind: self.kind,
             doc,
+            size: SizeBound::default(),
         })
     }
 
@@ -190,6 +241,7 @@ impl ContentDoc {
         }
         let actor = self.doc.get_actor().clone();
         self.doc = server.doc.clone();
+        self.size = server.size;
         self.doc.set_actor(actor);
         Ok(())
     }
@@ -210,9 +262,26 @@ impl ContentDoc {
         if changes.is_empty() {
             return Ok(());
         }
+        let bytes: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
+        self.size.grown = self.size.grown.saturating_add(bytes);
         self.doc
             .apply_changes(changes)
             .map_err(|_| Refusal::new(RefusalCode::ChangeMalformed))
+    }
+
+    /// Whether the document's compacted save is at most `limit` bytes. Saves (compacts) it only
+    /// when the bound kept since the last measurement ([`GROWTH_PER_CHANGE_BYTE`] per change
+    /// byte applied) does not already answer: a refusal always rests on a real measurement.
+    pub(crate) fn saved_len_within(&mut self, limit: usize) -> bool {
+        if self.size.upper().is_some_and(|upper| upper <= limit) {
+            return true;
+        }
+        let len = self.doc.save().len();
+        self.size = SizeBound {
+            measured: Some(len),
+            grown: 0,
+        };
+        len <= limit
     }
 
     /// Runs one edit of a `kind` document as one transaction, so one change (none if nothing
@@ -222,6 +291,7 @@ impl ContentDoc {
         F: FnOnce(&mut Transaction<'_>) -> Result<(), Refusal>,
     {
         self.expect_kind(kind)?;
+        self.size = SizeBound::default();
         self.doc
             .transact_with(|_| CommitOptions::default().with_time(0), f)
             .map(|_| ())
@@ -242,6 +312,41 @@ impl ContentDoc {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// `base` with `text` typed into the notes by another actor, applied as changes.
+    fn with_remote_notes(base: &ContentDoc, text: &str) -> ContentDoc {
+        let mut writer = base.clone();
+        writer.set_actor(ActorId::random());
+        crate::content::notes::set(&mut writer, text).unwrap();
+        let mut doc = base.clone();
+        let changes = doc.doc.get_changes_added(&writer.doc);
+        doc.apply_changes(changes).unwrap();
+        doc
+    }
+
+    #[test]
+    fn the_size_bound_saves_only_when_it_cannot_answer_and_refuses_only_on_a_measurement() {
+        let mut doc = ContentDoc::new(DocKind::Notes, ActorId::random()).unwrap();
+        // Never measured: it saves, and remembers.
+        assert!(doc.saved_len_within(1 << 20));
+        let measured = doc.size.measured.unwrap();
+        assert_eq!(measured, doc.save().len());
+        let mut grown = with_remote_notes(&doc, &"x".repeat(300));
+        assert!(grown.size.grown > 0);
+        let upper = grown.size.upper().unwrap();
+        assert!(upper >= grown.save().len(), "{upper} bounds the real size");
+        // Far under the limit: answered from the bound, no measurement.
+        assert!(grown.saved_len_within(upper));
+        assert_eq!(grown.size.measured, Some(measured));
+        // At a limit the bound exceeds, it measures: the real size decides.
+        let real = grown.save().len();
+        assert!(grown.saved_len_within(real));
+        assert_eq!(grown.size.measured, Some(real));
+        assert!(!grown.saved_len_within(real - 1));
+        // A local edit forgets the measurement.
+        crate::content::notes::set(&mut grown, "y").unwrap();
+        assert_eq!(grown.size.measured, None);
+    }
 
     #[test]
     fn genesis_hashes_are_pinned() {

@@ -170,7 +170,7 @@ fn whole_batch(
     if !all.is_empty() {
         next.apply_changes(all).ok()?;
         settled(&next, &heads).ok()?;
-        check(&next, limits).ok()?;
+        check(&mut next, limits).ok()?;
     }
     Some(BatchOutcome { doc: next, results })
 }
@@ -195,7 +195,7 @@ fn one_by_one(
                 let mut next = state.clone();
                 next.apply_changes(p.added)?;
                 settled(&next, &p.new_heads)?;
-                check(&next, limits)?;
+                check(&mut next, limits)?;
                 state = next;
             }
             Ok(applied)
@@ -316,9 +316,9 @@ fn settled(doc: &ContentDoc, expected: &BTreeSet<ChangeHash>) -> Result<(), Refu
 }
 
 /// Schema and size of a document about to be committed.
-fn check(doc: &ContentDoc, limits: &Limits) -> Result<(), Refusal> {
+fn check(doc: &mut ContentDoc, limits: &Limits) -> Result<(), Refusal> {
     validate(doc, limits)?;
-    if doc.save().len() > limits.max_document_bytes {
+    if !doc.saved_len_within(limits.max_document_bytes) {
         return Err(over_limit(
             RefusalCode::DocumentTooLarge,
             limits.max_document_bytes,

@@ -49,7 +49,9 @@ pub fn validate(doc: &ContentDoc, limits: &Limits) -> Result<(), Refusal> {
                 {
                     return Err(invalid(f.key));
                 }
-                let chars = am.text(id).map_err(|_| invalid(f.key))?.chars().count();
+                // Text lengths count Unicode code points (Automerge's default encoding, pinned
+                // by a test), so the length needs no copy of the text.
+                let chars = am.length(id);
                 if chars > limits.max_text_chars {
                     return Err(text_too_long(f.key, limits.max_text_chars));
                 }
@@ -115,8 +117,15 @@ mod tests {
         let err = validate(&doc, &limits).unwrap_err();
         assert_eq!(err.code, RefusalCode::TextTooLong);
         assert!(err.message_en.contains("`text`") && err.message_en.contains('5'));
-        // Characters, not bytes.
+        // Characters (Unicode code points), not bytes nor UTF-16 units.
         notes::set(&mut doc, "ااااا").unwrap();
         validate(&doc, &limits).unwrap();
+        notes::set(&mut doc, "😀😀😀😀😀").unwrap();
+        validate(&doc, &limits).unwrap();
+        notes::set(&mut doc, "😀😀😀😀😀😀").unwrap();
+        assert_eq!(
+            validate(&doc, &limits).unwrap_err().code,
+            RefusalCode::TextTooLong
+        );
     }
 }
