@@ -28,6 +28,8 @@ mod ceiling;
 mod cli;
 #[path = "loadgen/device.rs"]
 mod device;
+#[path = "loadgen/floor.rs"]
+mod floor;
 #[path = "loadgen/load.rs"]
 mod load;
 #[path = "loadgen/probe.rs"]
@@ -50,6 +52,9 @@ use std::time::{Duration, Instant};
 
 /// The most changes generated per device before the run.
 const MAX_PREGEN_CHANGES: usize = 10_000;
+
+/// Pushes per device (of at most 20 devices) applied in-process for the Automerge floor.
+const FLOOR_PUSHES_PER_DEVICE: usize = 10;
 
 /// Change blobs each device keeps for the raw-ceiling rows.
 const KEEP_CHANGES_PER_DEVICE: usize = 200;
@@ -338,6 +343,13 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
         .collect();
     rep.mean_change_bytes =
         kept.iter().map(|(_, c)| c.len()).sum::<usize>() as f64 / kept.len().max(1) as f64;
+
+    // The CRDT floor, before the load consumes the pushes: up to 20 devices' first pushes.
+    progress("measuring the Automerge floor (the same changes applied in-process, one core)");
+    rep.floor = Some(floor::measure(
+        &devices[..devices.len().min(20)],
+        FLOOR_PUSHES_PER_DEVICE,
+    )?);
 
     // The baseline: one device alone.
     if !args.baseline.is_zero() {

@@ -389,7 +389,8 @@ const DOC_COLUMNS: &str = "doc_id, case_id, kind, doctor_id, snapshot, snapshot_
 
 macro_rules! impl_tx {
     ($db:ty, for_update = $for_update:literal,
-     repeatable_read = $rr:expr, insert_sync_results = $insert_sync_results:path,
+     repeatable_read = $rr:expr, sync_results = $sync_results:path,
+     insert_sync_results = $insert_sync_results:path,
      append_log = $append_log:path) => {
         impl Tx for sqlx::Transaction<'_, $db> {
             async fn case_row(&mut self, id: Uuid) -> R<Option<CaseRow>> {
@@ -1212,20 +1213,7 @@ macro_rules! impl_tx {
             }
 
             async fn sync_results(&mut self, user: &str, device: Uuid, ops: &[Uuid]) -> R<Vec<(Uuid, Json<serde_json::Value>)>> {
-                if ops.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT op_id, result FROM sync_ops WHERE user_id = ");
-                qb.push_bind(user.to_owned())
-                    .push(" AND device_id = ")
-                    .push_bind(device)
-                    .push(" AND op_id IN (");
-                let mut sep = qb.separated(", ");
-                for op in ops {
-                    sep.push_bind(*op);
-                }
-                qb.push(")");
-                qb.build_query_as().fetch_all(&mut **self).await
+                $sync_results(self, user, device, ops).await
             }
 
             async fn insert_sync_results_bulk(
@@ -1276,6 +1264,7 @@ impl_tx!(
     sqlx::Postgres,
     for_update = " FOR UPDATE",
     repeatable_read = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
+    sync_results = pg_sync_results,
     insert_sync_results = pg_insert_sync_results,
     append_log = pg_append_log
 );
@@ -1285,6 +1274,7 @@ impl_tx!(
     sqlx::Sqlite,
     for_update = "",
     repeatable_read = None::<&'static str>,
+    sync_results = sqlite_sync_results,
     insert_sync_results = sqlite_insert_sync_results,
     append_log = sqlite_append_log
 );
@@ -1397,6 +1387,54 @@ async fn sqlite_append_log(
     feed: &[FeedRow],
 ) -> R<()> {
     chunked_append_log!(sqlx::Sqlite, tx, audits, feed)
+}
+
+/// The recorded answers among `ops`, with the ids as **one** array parameter: a fixed text whose
+/// generic plan probes the primary key once per id. (An `IN ($3, …, $52)` list made the generic
+/// plan rebuild the array for every row of the device's answers: docs/PERFORMANCE.md.)
+async fn pg_sync_results(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user: &str,
+    device: Uuid,
+    ops: &[Uuid],
+) -> R<Vec<(Uuid, Json<serde_json::Value>)>> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT op_id, result FROM sync_ops WHERE user_id = $1 AND device_id = $2 \
+         AND op_id = ANY($3::uuid[])",
+    )
+    .bind(user)
+    .bind(device)
+    .bind(ops)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// SQLite has no arrays: an `IN` list.
+async fn sqlite_sync_results(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user: &str,
+    device: Uuid,
+    ops: &[Uuid],
+) -> R<Vec<(Uuid, Json<serde_json::Value>)>> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT op_id, result FROM sync_ops WHERE user_id = ",
+    );
+    qb.push_bind(user.to_owned())
+        .push(" AND device_id = ")
+        .push_bind(device)
+        .push(" AND op_id IN (");
+    let mut sep = qb.separated(", ");
+    for op in ops {
+        sep.push_bind(*op);
+    }
+    qb.push(")");
+    qb.build_query_as().fetch_all(&mut **tx).await
 }
 
 /// The answers of a push in one statement, whatever their number (a fixed text, so one

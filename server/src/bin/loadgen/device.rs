@@ -45,6 +45,8 @@ pub struct Typist {
     pub device_id: DeviceId,
     /// The draft it types into.
     pub case_id: CaseId,
+    /// The values the draft was created with.
+    initial: Intake,
     doc_id: DocId,
     doc: ContentDoc,
     text: String,
@@ -73,6 +75,7 @@ impl Typist {
         Ok(Self {
             device_id: DeviceId(Uuid::now_v7()),
             case_id,
+            initial: initial.clone(),
             doc_id: DocRef::new(case_id, ContentKind::Intake).doc_id(),
             doc,
             text: initial.medical_history.clone(),
@@ -89,6 +92,11 @@ impl Typist {
     /// The document's heads.
     pub fn heads(&self) -> Vec<ChangeHash> {
         self.doc.heads()
+    }
+
+    /// The values the draft was created with.
+    pub fn initial(&self) -> &Intake {
+        &self.initial
     }
 
     /// The id of the document typed into.

@@ -136,10 +136,10 @@ pub struct Activity {
     pub samples: u64,
     /// (what, statement) → backends seen in that state, summed over samples.
     pub counts: BTreeMap<(String, String), u64>,
-    /// Samples in which a backend held an advisory lock (the audit chain's lock, the one
-    /// every writer of the server takes).
+    /// Samples in which a backend held a lock others were waiting for (in the server: the
+    /// feed clock's row, which every writer takes at its end and holds until COMMIT).
     pub lock_held: u64,
-    /// (what, statement) of the backend holding the advisory lock → samples.
+    /// (what, statement) of a backend others were waiting for → samples.
     pub holder: BTreeMap<(String, String), u64>,
 }
 
@@ -156,7 +156,7 @@ impl Activity {
         out
     }
 
-    /// What the advisory lock's holder was doing: (state, statement, share of the samples in
+    /// What the backends others waited for were doing: (state, statement, share of the samples in
     /// which the lock was held), descending.
     pub fn holder_shares(&self) -> Vec<(String, String, f64)> {
         let n = self.lock_held.max(1) as f64;
@@ -182,7 +182,8 @@ impl Activity {
     }
 }
 
-/// A sampled backend: state, wait event type and name, statement, holds an advisory lock.
+/// A sampled backend: state, wait event type and name, statement, holds a lock another backend
+/// waits for.
 type Row = (
     Option<String>,
     Option<String>,
@@ -211,8 +212,8 @@ impl PgSampler {
                 tick.tick().await;
                 let rows: Vec<Row> = sqlx::query_as(
                     "SELECT a.state, a.wait_event_type, a.wait_event, a.query, \
-                     EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid \
-                             AND l.locktype = 'advisory' AND l.granted) \
+                     a.pid IN (SELECT unnest(pg_blocking_pids(b.pid)) FROM pg_stat_activity b \
+                               WHERE b.datname = current_database() AND b.wait_event_type = 'Lock') \
                      FROM pg_stat_activity a \
                      WHERE a.datname = current_database() AND a.backend_type = 'client backend' \
                      AND a.pid <> pg_backend_pid()",

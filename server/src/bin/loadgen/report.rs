@@ -3,6 +3,7 @@
 
 use crate::catchup::CatchUp;
 use crate::ceiling::Ceiling;
+use crate::floor::Floor;
 use crate::load::{LoadResult, Summary};
 use crate::probe::{Activity, CpuUse};
 use std::fmt::Write as _;
@@ -90,6 +91,8 @@ pub struct Report {
     pub activity: Option<Activity>,
     pub tables: Option<Tables>,
     pub ceilings: Vec<Ceiling>,
+    /// The devices' changes applied in-process with the core alone (no HTTP, JSON, database).
+    pub floor: Option<Floor>,
     pub catchup: Option<Result<CatchUp, String>>,
 }
 
@@ -269,6 +272,34 @@ impl Report {
         }
         let _ = writeln!(o);
 
+        if let Some(f) = &self.floor {
+            let per_core = f.ops_per_second();
+            let _ = writeln!(o, "#### The CRDT floor, same run, same changes\n");
+            let _ = writeln!(
+                o,
+                "The first pushes of up to 20 devices ({} pushes, {} change ops) applied to the \
+                 intake with the core's `apply_remote_batch` (decode, dependencies, one \
+                 `apply_changes`, schema, size limit) in this process on one core: {:.2} s, \
+                 **{per_core:.0} change ops/s per core** ({:.0} µs per op). On 2 cores that is at \
+                 most {:.0} ops/s, {:.1}% of the 1-connection raw ceiling; the load reached {:.1}% \
+                 of that 2-core floor.\n",
+                f.pushes,
+                f.ops,
+                f.elapsed.as_secs_f64(),
+                1e6 / per_core.max(1e-9),
+                2.0 * per_core,
+                100.0 * 2.0 * per_core
+                    / self
+                        .ceilings
+                        .iter()
+                        .filter(|c| c.connections == 1)
+                        .map(|c| c.rows_per_second)
+                        .fold(0.0, f64::max)
+                        .max(1e-9),
+                100.0 * s.sustained_ops / (2.0 * per_core).max(1e-9),
+            );
+        }
+
         let _ = writeln!(o, "#### Catch-up\n");
         match &self.catchup {
             None => {
@@ -377,9 +408,9 @@ impl Report {
             }
             let _ = writeln!(
                 o,
-                "\nThe audit chain's advisory lock (`pg_advisory_xact_lock(530153)`, taken by every \
-                 writing transaction and held until its commit) was held in {:.1}% of the samples; \
-                 what its holder was doing then:\n",
+                "\nA backend held a lock that others waited for (in the server, the feed clock's row: \
+                 `UPDATE feed_clock … RETURNING`, taken by every writing transaction at its end and \
+                 held until its commit) in {:.1}% of the samples; what the holder was doing then:\n",
                 100.0 * a.lock_held as f64 / a.samples.max(1) as f64
             );
             let mut by_state: Vec<(String, f64)> = Vec::new();
