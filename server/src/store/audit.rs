@@ -123,9 +123,8 @@ pub(crate) async fn append_all<T: Tx>(
 /// The rows of `pending`, chained after row `prev` whose hash is `prev_hash` (the tail the
 /// feed clock's row handed out: `Tx::take_positions`).
 pub(crate) fn chain(pending: Vec<PendingAudit>, prev: i64, mut prev_hash: String) -> Vec<AuditRow> {
-    let mut seq = prev + 1;
     let mut rows = Vec::with_capacity(pending.len());
-    for p in pending {
+    for (seq, p) in (prev + 1..).zip(pending) {
         // Both databases keep microseconds; hash what will be read back.
         let mut row = AuditRow {
             seq,
@@ -145,7 +144,6 @@ pub(crate) fn chain(pending: Vec<PendingAudit>, prev: i64, mut prev_hash: String
         };
         row.hash = row_hash(&row);
         prev_hash = row.hash.clone();
-        seq += 1;
         rows.push(row);
     }
     rows

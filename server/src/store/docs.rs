@@ -254,12 +254,22 @@ async fn current_doc<T: Tx>(
     doc_ref: &DocRef,
     feed: &FeedBatch,
 ) -> Result<(Option<DocRow>, ContentDoc), StoreError> {
-    if let Some(row) = tx.content_doc(doc_ref.doc_id().0).await? {
+    // The row without its snapshot: the document usually comes from this transaction or the
+    // cache, and only a miss needs the stored bytes.
+    if let Some(row) = tx.content_doc_meta(doc_ref.doc_id().0).await? {
         let doc = match feed.written_doc(row.doc_id) {
             Some(doc) => doc.clone(),
             None => match feed.cached_doc(row.doc_id, &row.heads.0) {
                 Some(doc) => doc,
-                None => load_row(tx, &row).await?,
+                None => match tx.content_doc(row.doc_id).await? {
+                    Some(full) => load_row(tx, &full).await?,
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "document {} vanished",
+                            row.doc_id
+                        )));
+                    }
+                },
             },
         };
         return Ok((Some(row), doc));
@@ -359,7 +369,7 @@ pub(crate) async fn create_intake<T: Tx>(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let doc_ref = DocRef::new(case.case_id, ContentKind::Intake);
-    if tx.content_doc(doc_ref.doc_id().0).await?.is_some() {
+    if tx.content_doc_meta(doc_ref.doc_id().0).await?.is_some() {
         return Ok(());
     }
     let doc = intake::initial(case.case_id, values, server_actor())?;
@@ -376,7 +386,7 @@ async fn ensure_row<T: Tx>(
     doc: &ContentDoc,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if tx.content_doc(doc_ref.doc_id().0).await?.is_some() {
+    if tx.content_doc_meta(doc_ref.doc_id().0).await?.is_some() {
         return Ok(());
     }
     let (kind, doctor_id) = kind_key(&doc_ref.kind);
@@ -515,11 +525,35 @@ pub(crate) async fn write_in<T: Tx>(
     let Some((case, _)) = load_for_update(tx, doc_ref.case_id).await? else {
         return Err(Refusal::new(RefusalCode::CaseNotFound).into());
     };
-    match permission {
-        Permission::Sync => check_write(&case, actor, doc_ref)?,
-        Permission::Api => may_write(&case, actor, &doc_ref.kind)?,
+    write_loaded(
+        tx, &case, doc_ref, write, permission, actor, meta, limits, now, feed,
+    )
+    .await
+}
+
+/// [`write_in`] to a document of `case`, which the caller holds in this transaction already
+/// (its row locked, its state current): saves reading the case again.
+#[allow(clippy::too_many_arguments)]
+async fn write_loaded<T: Tx>(
+    tx: &mut T,
+    case: &Case,
+    doc_ref: &DocRef,
+    write: Write<'_>,
+    permission: Permission,
+    actor: &Actor,
+    meta: &AuditMeta,
+    limits: &Limits,
+    now: DateTime<Utc>,
+    feed: &mut FeedBatch,
+) -> Result<Written, StoreError> {
+    if doc_ref.case_id != case.case_id {
+        return Err(Refusal::new(RefusalCode::CaseNotFound).into());
     }
-    let (row, doc) = current_doc(tx, &case, doc_ref, feed).await?;
+    match permission {
+        Permission::Sync => check_write(case, actor, doc_ref)?,
+        Permission::Api => may_write(case, actor, &doc_ref.kind)?,
+    }
+    let (row, doc) = current_doc(tx, case, doc_ref, feed).await?;
     let outcome = match write {
         Write::Pushed(ops) => apply_remote_batch(&doc, ops, limits),
         Write::Edit(edit) => {
@@ -545,7 +579,7 @@ pub(crate) async fn write_in<T: Tx>(
         }
     };
     if outcome.changed() {
-        store_changes(tx, &case, doc_ref, row.as_ref(), &outcome.doc, feed, now).await?;
+        store_changes(tx, case, doc_ref, row.as_ref(), &outcome.doc, feed, now).await?;
         let action = match (write, &doc_ref.kind) {
             (Write::Pushed(_), _) => "push_content",
             (Write::Edit(_), ContentKind::Intake) => "save_intake",
@@ -588,8 +622,10 @@ pub(crate) async fn update_intake_in<T: Tx>(
     let edit = |doc: &mut ContentDoc| intake::apply_patch(doc, patch);
     let doc_ref = DocRef::new(case_id, ContentKind::Intake);
     let write = Write::Edit(&edit);
-    write_in(
+    // The case as the command left it, in this transaction: no second read.
+    write_loaded(
         tx,
+        &executed.case,
         &doc_ref,
         write,
         Permission::Api,

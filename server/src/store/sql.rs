@@ -263,6 +263,9 @@ pub trait Tx: Send {
     // ----- Content documents
 
     fn content_doc(&mut self, doc_id: Uuid) -> impl Future<Output = R<Option<DocRow>>> + Send;
+    /// [`Tx::content_doc`] without the snapshot (empty): what a writer needs when the document
+    /// itself comes from the cache (the snapshot can be large, and is rarely needed).
+    fn content_doc_meta(&mut self, doc_id: Uuid) -> impl Future<Output = R<Option<DocRow>>> + Send;
     fn case_docs(&mut self, case_id: Uuid) -> impl Future<Output = R<Vec<DocRow>>> + Send;
     /// The content rows of a document in (`after`, `upto`], oldest first.
     fn doc_changes(
@@ -1093,6 +1096,19 @@ macro_rules! impl_tx {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {DOC_COLUMNS} FROM content_docs WHERE doc_id = $1"
                 )))
+                .bind(doc_id)
+                .fetch_optional(&mut **self)
+                .await
+            }
+
+            async fn content_doc_meta(&mut self, doc_id: Uuid) -> R<Option<DocRow>> {
+                // `substr(…, 1, 0)`: an empty snapshot of the column's type on both backends,
+                // without sending the stored one.
+                sqlx::query_as(
+                    "SELECT doc_id, case_id, kind, doctor_id, substr(snapshot, 1, 0) AS snapshot, \
+                     snapshot_seq, pending, heads, frozen_heads, frozen_at, updated_at \
+                     FROM content_docs WHERE doc_id = $1",
+                )
                 .bind(doc_id)
                 .fetch_optional(&mut **self)
                 .await
