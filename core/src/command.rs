@@ -158,4 +158,37 @@ impl Command {
             Command::SendOverdueAlert => "send_overdue_alert",
         }
     }
+
+    /// Whether deciding this command consults the catalog (review types, categories, coordinator
+    /// mappings). The others are decided with an empty catalog whatever the caller passes
+    /// (`rules::decide`), so a store may skip reading it for them and a rule that starts reading
+    /// it for a command not listed here fails its tests instead of going unnoticed.
+    pub fn reads_catalog(&self) -> bool {
+        match self {
+            Command::CreateCase { .. }
+            | Command::SubmitCase
+            | Command::AssignCoordinator { .. }
+            | Command::ReassignCoordinator { .. }
+            | Command::AssignDoctors { .. } => true,
+            Command::UpdateIntake { .. }
+            | Command::PaymentSucceeded { .. }
+            | Command::PaymentFailed { .. }
+            | Command::RetryPayment { .. }
+            | Command::UnassignDoctor { .. }
+            | Command::RequestDocuments { .. }
+            | Command::UploadDocument { .. }
+            | Command::AnswerDocumentRequest { .. }
+            | Command::RemoveDocument { .. }
+            | Command::SubmitOpinion { .. }
+            | Command::SubmitSummary { .. }
+            | Command::Cancel { .. }
+            | Command::Reject { .. }
+            | Command::SendOverdueReminder
+            | Command::PaymentLinkCreated { .. }
+            | Command::RefundSettled { .. }
+            | Command::ReportReady { .. }
+            | Command::SendDraftReminder
+            | Command::SendOverdueAlert => false,
+        }
+    }
 }

@@ -9,6 +9,7 @@ use crate::case::{
     AssignmentRole, Case, DocumentMeta, DocumentRequest, PaymentStatus, Pricing, RefundStatus,
     Status, TimelineKind,
 };
+use crate::catalog::Catalog;
 use crate::command::{Command, DoctorToAssign, NewDocument, RequestSpec};
 use crate::event::{Decision, Effect, EventKind, NotificationKind as N};
 use crate::ids::{PaymentId, ReviewTypeId, UserId};
@@ -21,8 +22,27 @@ fn refuse<T>(code: RefusalCode) -> Result<T, Refusal> {
     Err(Refusal::new(code))
 }
 
-/// Decides `command` from `actor` on `case` (`None`: no case with that id yet).
+/// Decides `command` from `actor` on `case` (`None`: no case with that id yet). A command that
+/// does not read the catalog ([`Command::reads_catalog`]) is decided with an empty one.
 pub fn decide(case: Option<&Case>, command: &Command, actor: &Actor, ctx: &Context<'_>) -> Decided {
+    if command.reads_catalog() {
+        decide_with(case, command, actor, ctx)
+    } else {
+        let empty = Catalog::default();
+        let ctx = Context {
+            catalog: &empty,
+            ..*ctx
+        };
+        decide_with(case, command, actor, &ctx)
+    }
+}
+
+fn decide_with(
+    case: Option<&Case>,
+    command: &Command,
+    actor: &Actor,
+    ctx: &Context<'_>,
+) -> Decided {
     if let Command::CreateCase { .. } = command {
         return create(case, command, actor, ctx);
     }

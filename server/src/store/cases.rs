@@ -112,7 +112,12 @@ pub(crate) async fn execute_in<T: Tx>(
         (None, Command::CreateCase { rt_id, dc_id, .. }) => (*rt_id, *dc_id),
         (None, _) => return Err(Refusal::new(sop_core::RefusalCode::CaseNotFound).into()),
     };
-    let catalog = catalog_for(tx, rt, dc).await?;
+    // Most commands never read the catalog: the core decides them on an empty one.
+    let catalog = if command.reads_catalog() {
+        catalog_for(tx, rt, dc).await?
+    } else {
+        Catalog::default()
+    };
     let ctx = Context {
         catalog: &catalog,
         limits,
@@ -331,7 +336,11 @@ impl Store {
                     sop_core::RefusalCode::CaseNotFound,
                 ))),
                 Some((case, _)) => {
-                    let catalog = catalog_for(&mut tx, case.rt_id, case.dc_id).await?;
+                    let catalog = if command.reads_catalog() {
+                        catalog_for(&mut tx, case.rt_id, case.dc_id).await?
+                    } else {
+                        Catalog::default()
+                    };
                     let ctx = Context {
                         catalog: &catalog,
                         limits,
