@@ -11,6 +11,7 @@ use crate::case_flow::{DC, Flow, RT};
 use crate::support::{ServerOptions, TestPg, TestServer, command, mint_token};
 use serde_json::{Value, json};
 use sop_core::access::ContentKind;
+use sop_core::case::IntakePatch;
 use sop_core::command::{Command, RequestSpec};
 use sop_core::content::{
     self, ActorId, ChangeHash, Content, ContentDoc, DocId, DocKind, DocRef, decode_changes, intake,
@@ -751,6 +752,93 @@ async fn a_refused_op_does_not_block_the_next_ones(flow: Flow) {
     );
 }
 on_both!(a_refused_op_does_not_block_the_next_ones);
+
+/// A command refused after its first write (the core accepts the patch and the case is written,
+/// then its document edit is refused) is undone alone: the push's other units stay applied, no
+/// event of it remains, and none of its text reaches the document or the feed.
+async fn a_command_refused_after_a_write_is_undone_alone(flow: Flow) {
+    let flow = with_limits(
+        flow,
+        Limits {
+            max_document_bytes: 6_000,
+            ..Limits::default()
+        },
+    );
+    let net = Net::Flow(&flow);
+    let case_id = draft(&flow, "P1", "Rash").await;
+    let mut phone = Device::new(flow.patient("P1"));
+    phone.pull(net).await;
+    phone.edit(case_id, ContentKind::Intake, |d| {
+        intake::set_questions(d, "Is it allergic?")
+    });
+    // Within the text limit (the core accepts the patch), but its document would pass the
+    // byte limit: varied characters, so compression does not hide them.
+    let mut x: u32 = 7;
+    let long: String = (0..20_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from(b'a' + u8::try_from((x >> 16) % 26).unwrap_or(0))
+        })
+        .collect();
+    phone.command(
+        case_id,
+        Command::UpdateIntake {
+            patch: IntakePatch {
+                medical_history: Some(long.clone()),
+                ..IntakePatch::default()
+            },
+        },
+    );
+    phone.edit(case_id, ContentKind::Intake, |d| {
+        intake::set_questions(d, "Is it allergic? Since May.")
+    });
+    let answers = phone.push(net).await;
+    assert_eq!(answers[0], Outcome::Applied);
+    refused_with(&answers[1], RefusalCode::DocumentTooLarge);
+    assert_eq!(answers[2], Outcome::Applied);
+    let events = flow.state.store.case_events(case_id).await.unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.kind, sop_core::event::EventKind::IntakeUpdated { .. })),
+        "the refused command's event was undone"
+    );
+    // Its audit row says refused, and no "ok" row of it is left behind.
+    let filter = sop_server::store::AuditFilter {
+        case_id: Some(case_id.0),
+        ..Default::default()
+    };
+    let audit = flow
+        .state
+        .store
+        .list_audit(&filter, sop_server::store::Page::new(Some(1), Some(100)))
+        .await
+        .unwrap();
+    let of_command: Vec<&str> = audit
+        .items
+        .iter()
+        .filter(|r| r.action == "update_intake")
+        .map(|r| r.outcome.as_str())
+        .collect();
+    assert_eq!(of_command, vec!["refused:document_too_large"]);
+    let details = net
+        .ok(
+            "/app/review-case-details",
+            &flow.patient("P1"),
+            json!({"case_id": case_id}),
+        )
+        .await;
+    assert_eq!(details["medical_history"], "Rash");
+    assert_eq!(details["questions"], "Is it allergic? Since May.");
+    let mut other = Device::new(flow.patient("P1"));
+    other.pull(net).await;
+    let Content::Intake(seen) = other.content(case_id, ContentKind::Intake) else {
+        panic!("an intake")
+    };
+    assert_eq!(seen.medical_history, "Rash");
+    assert_eq!(seen.questions, "Is it allergic? Since May.");
+}
+on_both!(a_command_refused_after_a_write_is_undone_alone);
 
 // ---------------------------------------------------------------------------------------------
 // Bad input
