@@ -290,12 +290,27 @@ pub(crate) async fn with_current_intake<T: Tx>(
     mut case: Case,
     feed: &FeedBatch,
 ) -> Result<Case, StoreError> {
-    if case.status == Status::Draft {
-        let doc_ref = DocRef::new(case.case_id, ContentKind::Intake);
-        if let (Some(_), doc) = current_doc(tx, &case, &doc_ref, feed).await? {
-            case.intake = intake::get(&doc)?;
-        }
+    if case.status != Status::Draft {
+        return Ok(case);
     }
+    let doc_id = DocRef::new(case.case_id, ContentKind::Intake).doc_id().0;
+    if let Some(doc) = feed.written_doc(doc_id) {
+        case.intake = intake::get(doc)?;
+        return Ok(case);
+    }
+    let Some(row) = tx.content_doc_meta(doc_id).await? else {
+        return Ok(case);
+    };
+    let doc = match feed.cached_doc(doc_id, &row.heads.0) {
+        Some(doc) => doc,
+        None => match tx.content_doc(doc_id).await? {
+            Some(full) => load_row(tx, &full).await?,
+            None => return Ok(case),
+        },
+    };
+    case.intake = intake::get(&doc)?;
+    // Only read: the committed document goes back for the next writer.
+    feed.return_to_cache(doc_id, doc);
     Ok(case)
 }
 

@@ -173,6 +173,14 @@ impl FeedBatch {
         self.cache.as_ref()?.take(doc_id, heads)
     }
 
+    /// Puts back a document taken with [`FeedBatch::cached_doc`] and only read: it is still the
+    /// committed one (the caller holds its case), so the next writer can use it.
+    pub(crate) fn return_to_cache(&self, doc_id: Uuid, doc: ContentDoc) {
+        if let Some(cache) = &self.cache {
+            cache.put([(doc_id, doc)]);
+        }
+    }
+
     fn push(&mut self, row: Pending) {
         self.rows.push(row);
     }
