@@ -259,18 +259,7 @@ async fn current_doc<T: Tx>(
     if let Some(row) = tx.content_doc_meta(doc_ref.doc_id().0).await? {
         let doc = match feed.written_doc(row.doc_id) {
             Some(doc) => doc.clone(),
-            None => match feed.cached_doc(row.doc_id, &row.heads.0) {
-                Some(doc) => doc,
-                None => match tx.content_doc(row.doc_id).await? {
-                    Some(full) => load_row(tx, &full).await?,
-                    None => {
-                        return Err(StoreError::Corrupt(format!(
-                            "document {} vanished",
-                            row.doc_id
-                        )));
-                    }
-                },
-            },
+            None => committed_doc(tx, &row, feed).await?,
         };
         return Ok((Some(row), doc));
     }
@@ -279,6 +268,25 @@ async fn current_doc<T: Tx>(
         _ => ContentDoc::new(doc_ref.doc_kind(), server_actor())?,
     };
     Ok((None, doc))
+}
+
+/// The committed document of `row` (read without its snapshot, under the case's lock): from
+/// the cache when it holds these heads (taken out), else loaded with the stored snapshot.
+async fn committed_doc<T: Tx>(
+    tx: &mut T,
+    row: &DocRow,
+    feed: &FeedBatch,
+) -> Result<ContentDoc, StoreError> {
+    if let Some(doc) = feed.cached_doc(row.doc_id, &row.heads.0) {
+        return Ok(doc);
+    }
+    match tx.content_doc(row.doc_id).await? {
+        Some(full) => load_row(tx, &full).await,
+        None => Err(StoreError::Corrupt(format!(
+            "document {} vanished",
+            row.doc_id
+        ))),
+    }
 }
 
 /// A draft with the intake its document holds now, for a command about to decide on it (inside
@@ -301,13 +309,7 @@ pub(crate) async fn with_current_intake<T: Tx>(
     let Some(row) = tx.content_doc_meta(doc_id).await? else {
         return Ok(case);
     };
-    let doc = match feed.cached_doc(doc_id, &row.heads.0) {
-        Some(doc) => doc,
-        None => match tx.content_doc(doc_id).await? {
-            Some(full) => load_row(tx, &full).await?,
-            None => return Ok(case),
-        },
-    };
+    let doc = committed_doc(tx, &row, feed).await?;
     case.intake = intake::get(&doc)?;
     // Only read: the committed document goes back for the next writer.
     feed.return_to_cache(doc_id, doc);
