@@ -284,6 +284,25 @@ impl ContentDoc {
         len <= limit
     }
 
+    /// Runs `edit` (typed setters) and answers the bytes of the changes it made. Unlike a plain
+    /// typed edit, which forgets the size bound, this keeps it, grown by those bytes as for
+    /// applied changes: the server's own edits use it, so checking their size limit does not
+    /// compact the whole document.
+    pub(crate) fn edit_measured<F>(&mut self, edit: F) -> Result<Vec<u8>, Refusal>
+    where
+        F: FnOnce(&mut ContentDoc) -> Result<(), Refusal>,
+    {
+        let before = self.heads();
+        let size = self.size;
+        edit(self)?;
+        let bytes = self.save_after(&before);
+        self.size = SizeBound {
+            measured: size.measured,
+            grown: size.grown.saturating_add(bytes.len()),
+        };
+        Ok(bytes)
+    }
+
     /// Runs one edit of a `kind` document as one transaction, so one change (none if nothing
     /// changed). Refuses a document of another kind.
     pub(crate) fn edit<F>(&mut self, kind: DocKind, f: F) -> Result<(), Refusal>
@@ -343,7 +362,16 @@ mod tests {
         assert!(grown.saved_len_within(real));
         assert_eq!(grown.size.measured, Some(real));
         assert!(!grown.saved_len_within(real - 1));
-        // A local edit forgets the measurement.
+        // A measured edit keeps it, grown by the edit's change bytes, still an upper bound.
+        let changes = grown
+            .edit_measured(|d| crate::content::notes::set(d, &"z".repeat(500)))
+            .unwrap();
+        assert!(!changes.is_empty());
+        assert_eq!(grown.size.measured, Some(real));
+        assert_eq!(grown.size.grown, changes.len());
+        let upper = grown.size.upper().unwrap();
+        assert!(upper >= grown.save().len(), "{upper} bounds the real size");
+        // A plain local edit forgets the measurement.
         crate::content::notes::set(&mut grown, "y").unwrap();
         assert_eq!(grown.size.measured, None);
     }

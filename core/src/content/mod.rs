@@ -39,8 +39,8 @@ pub use freeze::{Frozen, read_at};
 pub use id::{DocId, DocRef};
 pub use recovered::{RecoveredDraft, recovered_draft};
 pub use remote::{
-    Applied, BatchOutcome, RemoteChange, apply_remote, apply_remote_batch, check_write,
-    decode_changes,
+    Applied, BatchOutcome, RemoteChange, apply_local_edit, apply_remote, apply_remote_batch,
+    check_write, decode_changes,
 };
 pub use schema::validate;
 

@@ -121,6 +121,33 @@ pub fn apply_remote(
     }
 }
 
+/// An edit the server makes itself (the API's save endpoints, `UpdateIntake`'s patch), made
+/// with the typed setters on `doc` and checked like a pushed change: its change within
+/// `max_change_bytes`, the edited document schema-valid and within its size limit. No second
+/// `apply_changes` of the change onto a copy (each costs a walk of the edited object's whole
+/// history: docs/PERFORMANCE.md). On a refusal `doc` holds the refused edit: drop it. Answers
+/// whether the edit changed anything.
+pub fn apply_local_edit(
+    doc: &mut ContentDoc,
+    edit: impl FnOnce(&mut ContentDoc) -> Result<(), Refusal>,
+    limits: &Limits,
+) -> Result<bool, Refusal> {
+    let bytes = doc.edit_measured(edit)?;
+    if bytes.is_empty() {
+        return Ok(false);
+    }
+    if bytes.len() > limits.max_change_bytes {
+        return Err(over_limit(
+            RefusalCode::ChangeTooLarge,
+            limits.max_change_bytes,
+            "bytes",
+            "بايت",
+        ));
+    }
+    check(doc, limits)?;
+    Ok(true)
+}
+
 /// Applies a batch of operations on one document (see the module docs). Never fails as a whole:
 /// each operation gets its own result, and the returned document holds the accepted ones.
 pub fn apply_remote_batch(
@@ -432,5 +459,40 @@ mod tests {
         assert_eq!(decoded.len(), 2);
         let last = decoded.last().cloned();
         assert_eq!(last.map(|c| c.hash()), d.heads().first().copied());
+    }
+
+    #[test]
+    fn a_local_edit_is_checked_like_a_pushed_change() {
+        let limits = Limits::default();
+        let base = ContentDoc::new(DocKind::Notes, ActorId::random()).unwrap();
+        let mut doc = base.clone();
+        assert!(apply_local_edit(&mut doc, |d| notes::set(d, "checked"), &limits).unwrap());
+        assert_eq!(notes::get(&doc).unwrap(), "checked");
+        // The same text again changes nothing.
+        assert!(!apply_local_edit(&mut doc, |d| notes::set(d, "checked"), &limits).unwrap());
+        let refused = |limits: &Limits, text: &str| {
+            let mut doc = base.clone();
+            apply_local_edit(&mut doc, |d| notes::set(d, text), limits)
+                .unwrap_err()
+                .code
+        };
+        let long = "x".repeat(limits.max_text_chars + 1);
+        assert_eq!(refused(&limits, &long), RefusalCode::TextTooLong);
+        let small_changes = Limits {
+            max_change_bytes: 64,
+            ..Limits::default()
+        };
+        assert_eq!(
+            refused(&small_changes, &"a fairly long note ".repeat(10)),
+            RefusalCode::ChangeTooLarge
+        );
+        let small_docs = Limits {
+            max_document_bytes: 100,
+            ..Limits::default()
+        };
+        assert_eq!(
+            refused(&small_docs, &"unrepeatable text 0123456789 ".repeat(8)),
+            RefusalCode::DocumentTooLarge
+        );
     }
 }

@@ -42,7 +42,7 @@ use sop_core::actor::Actor;
 use sop_core::case::{Case, Intake, IntakePatch, Status};
 use sop_core::command::{Command, OpinionContent};
 use sop_core::content::{
-    self, ActorId, ChangeHash, Content, ContentDoc, DocRef, Frozen, RemoteChange,
+    self, ActorId, ChangeHash, Content, ContentDoc, DocRef, Frozen, RemoteChange, apply_local_edit,
     apply_remote_batch, check_write, genesis_hash, intake,
 };
 use sop_core::ids::UserId;
@@ -337,7 +337,7 @@ async fn store_changes<T: Tx>(
     case: &Case,
     doc_ref: &DocRef,
     row: Option<&DocRow>,
-    new: &ContentDoc,
+    new: ContentDoc,
     feed: &mut FeedBatch,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -390,7 +390,7 @@ pub(crate) async fn create_intake<T: Tx>(
         return Ok(());
     }
     let doc = intake::initial(case.case_id, values, server_actor())?;
-    store_changes(tx, case, &doc_ref, None, &doc, feed, now).await?;
+    store_changes(tx, case, &doc_ref, None, doc.clone(), feed, now).await?;
     ensure_row(tx, case, &doc_ref, &doc, now).await
 }
 
@@ -488,7 +488,7 @@ pub(crate) async fn freeze_for<T: Tx>(
     };
     let (row, doc) = current_doc(tx, case, &doc_ref, feed).await?;
     if row.is_none() {
-        store_changes(tx, case, &doc_ref, None, &doc, feed, now).await?;
+        store_changes(tx, case, &doc_ref, None, doc.clone(), feed, now).await?;
         ensure_row(tx, case, &doc_ref, &doc, now).await?;
     }
     let frozen = Frozen::of(&doc);
@@ -520,8 +520,9 @@ pub(crate) enum Permission {
 pub(crate) struct Written {
     /// One result per pushed operation (one for an edit).
     pub results: Vec<Result<(), Refusal>>,
-    /// The document after the write.
-    pub doc: ContentDoc,
+    /// An edit that changed nothing: the document as it is. (A changed document is the
+    /// transaction's version in its [`FeedBatch`].)
+    pub unchanged: Option<ContentDoc>,
 }
 
 /// Writes to the document `doc_ref` inside the caller's transaction (see the module docs).
@@ -571,50 +572,49 @@ async fn write_loaded<T: Tx>(
         Permission::Api => may_write(case, actor, &doc_ref.kind)?,
     }
     let (row, doc) = current_doc(tx, case, doc_ref, feed).await?;
-    let outcome = match write {
-        Write::Pushed(ops) => apply_remote_batch(&doc, ops, limits),
+    let (results, changed) = match write {
+        Write::Pushed(ops) => {
+            let outcome = apply_remote_batch(&doc, ops, limits);
+            let changed = outcome.changed();
+            let results = outcome.results.into_iter().map(|r| r.map(drop)).collect();
+            (results, changed.then_some(outcome.doc))
+        }
         Write::Edit(edit) => {
-            let mut edited = doc.clone();
-            edit(&mut edited)?;
-            let heads = doc.heads();
-            let bytes = edited.save_after(&heads);
-            if bytes.is_empty() {
+            let mut edited = doc;
+            let changed = apply_local_edit(&mut edited, edit, limits)?;
+            if !changed {
                 return Ok(Written {
                     results: vec![Ok(())],
-                    doc,
+                    unchanged: Some(edited),
                 });
             }
-            let change = RemoteChange {
-                bytes: &bytes,
-                heads_before: &heads,
-            };
-            let outcome = apply_remote_batch(&doc, &[change], limits);
-            if let Some(Err(refusal)) = outcome.results.first() {
-                return Err(refusal.clone().into());
-            }
-            outcome
+            (vec![Ok(())], Some(edited))
         }
     };
-    if outcome.changed() {
-        store_changes(tx, case, doc_ref, row.as_ref(), &outcome.doc, feed, now).await?;
-        let action = match (write, &doc_ref.kind) {
-            (Write::Pushed(_), _) => "push_content",
-            (Write::Edit(_), ContentKind::Intake) => "save_intake",
-            (Write::Edit(_), ContentKind::Notes(_)) => "save_notes",
-            (Write::Edit(_), ContentKind::Opinion(_)) => "save_opinion",
-            (Write::Edit(_), ContentKind::Summary) => "save_summary",
-        };
-        let entry = AuditEntry {
-            action,
-            case_id: Some(case.case_id.0),
-            resource_id: Some(doc_ref.doc_id().to_string()),
-            outcome: "ok".to_owned(),
-        };
-        feed.audit(meta, entry, now);
-    }
+    let Some(new) = changed else {
+        return Ok(Written {
+            results,
+            unchanged: None,
+        });
+    };
+    store_changes(tx, case, doc_ref, row.as_ref(), new, feed, now).await?;
+    let action = match (write, &doc_ref.kind) {
+        (Write::Pushed(_), _) => "push_content",
+        (Write::Edit(_), ContentKind::Intake) => "save_intake",
+        (Write::Edit(_), ContentKind::Notes(_)) => "save_notes",
+        (Write::Edit(_), ContentKind::Opinion(_)) => "save_opinion",
+        (Write::Edit(_), ContentKind::Summary) => "save_summary",
+    };
+    let entry = AuditEntry {
+        action,
+        case_id: Some(case.case_id.0),
+        resource_id: Some(doc_ref.doc_id().to_string()),
+        outcome: "ok".to_owned(),
+    };
+    feed.audit(meta, entry, now);
     Ok(Written {
-        results: outcome.results.into_iter().map(|r| r.map(drop)).collect(),
-        doc: outcome.doc,
+        results,
+        unchanged: None,
     })
 }
 
@@ -709,25 +709,34 @@ impl Store {
         limits: &Limits,
         now: DateTime<Utc>,
     ) -> Result<Content, StoreError> {
-        let written = self
-            .retrying(|| async {
-                super::feed_tx!(self, now, |tx, feed| {
-                    write_in(
-                        &mut tx,
-                        doc_ref,
-                        Write::Edit(edit),
-                        Permission::Api,
-                        actor,
-                        meta,
-                        limits,
-                        now,
-                        &mut feed,
-                    )
-                    .await
-                })
+        self.retrying(|| async {
+            super::feed_tx!(self, now, |tx, feed| {
+                let written = write_in(
+                    &mut tx,
+                    doc_ref,
+                    Write::Edit(edit),
+                    Permission::Api,
+                    actor,
+                    meta,
+                    limits,
+                    now,
+                    &mut feed,
+                )
+                .await?;
+                let doc = written
+                    .unchanged
+                    .as_ref()
+                    .or_else(|| feed.written_doc(doc_ref.doc_id().0));
+                match doc {
+                    Some(doc) => Ok(content::read(doc)?),
+                    None => Err(StoreError::Corrupt(format!(
+                        "document {} has no content after an edit",
+                        doc_ref.doc_id()
+                    ))),
+                }
             })
-            .await?;
-        Ok(content::read(&written.doc)?)
+        })
+        .await
     }
 
     /// Edits a document (if `edit` is given) and runs `command` in one transaction: what the

@@ -240,16 +240,16 @@ impl FeedBatch {
     }
 
     /// New changes of a content document (`data`: Automerge changes; `heads`: after them;
-    /// `doc`: the document with them).
+    /// `doc`: the document with them, kept as this transaction's version of it).
     pub(crate) fn content(
         &mut self,
         case: &Case,
         doc_ref: &DocRef,
-        doc: &ContentDoc,
+        doc: ContentDoc,
         data: Vec<u8>,
         heads: &[String],
     ) {
-        let before = self.docs.insert(doc_ref.doc_id().0, doc.clone());
+        let before = self.docs.insert(doc_ref.doc_id().0, doc);
         if let Some(undo) = &mut self.undo {
             undo.push((doc_ref.doc_id().0, before));
         }
