@@ -64,6 +64,23 @@ pub(crate) async fn load_for_update<T: Tx>(
         .map(|row| (row.state.0, row.version)))
 }
 
+/// [`load_for_update`] inside a write transaction: the row is read (and locked) once, later
+/// units of the transaction take the case as it last read or wrote it ([`super::held`]).
+pub(crate) async fn locked_case<T: Tx>(
+    tx: &mut T,
+    id: CaseId,
+    feed: &mut FeedBatch,
+) -> Result<Option<(Case, i64)>, StoreError> {
+    if let Some(held) = feed.held.case(id.0) {
+        return Ok(Some(held));
+    }
+    let found = load_for_update(tx, id).await?;
+    if let Some((case, version)) = &found {
+        feed.held.set_case(case.clone(), *version);
+    }
+    Ok(found)
+}
+
 /// The key that makes an outbound call happen once however often the effect is recorded.
 fn idempotency_key(case_id: CaseId, effect: &Effect) -> String {
     match effect {
@@ -96,7 +113,7 @@ pub(crate) async fn execute_in<T: Tx>(
     now: DateTime<Utc>,
     feed: &mut FeedBatch,
 ) -> Result<Executed, StoreError> {
-    let current = match load_for_update(tx, case_id).await? {
+    let current = match locked_case(tx, case_id, feed).await? {
         Some((case, version)) => Some((docs::with_current_intake(tx, case, feed).await?, version)),
         None => None,
     };
@@ -142,6 +159,7 @@ pub(crate) async fn execute_in<T: Tx>(
         if !stored {
             return Err(StoreError::Conflict);
         }
+        feed.held.set_case(case.clone(), new_version);
         for (i, event) in decision.events.iter().enumerate() {
             tx.insert_event(case.case_id.0, old_version + i as i64 + 1, event)
                 .await?;

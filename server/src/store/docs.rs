@@ -30,7 +30,7 @@
 //! the command carried.
 
 use super::audit::{AuditEntry, AuditMeta};
-use super::cases::{Executed, execute_in, load_for_update};
+use super::cases::{Executed, execute_in, load_for_update, locked_case};
 use super::feed_log::FeedBatch;
 use super::rows::DocRow;
 use super::sql::Tx;
@@ -252,11 +252,11 @@ async fn current_doc<T: Tx>(
     tx: &mut T,
     case: &Case,
     doc_ref: &DocRef,
-    feed: &FeedBatch,
+    feed: &mut FeedBatch,
 ) -> Result<(Option<DocRow>, ContentDoc), StoreError> {
     // The row without its snapshot: the document usually comes from this transaction or the
     // cache, and only a miss needs the stored bytes.
-    if let Some(row) = tx.content_doc_meta(doc_ref.doc_id().0).await? {
+    if let Some(row) = doc_meta(tx, doc_ref.doc_id().0, feed).await? {
         let doc = match feed.written_doc(row.doc_id) {
             Some(doc) => doc.clone(),
             None => committed_doc(tx, &row, feed).await?,
@@ -268,6 +268,23 @@ async fn current_doc<T: Tx>(
         _ => ContentDoc::new(doc_ref.doc_kind(), server_actor())?,
     };
     Ok((None, doc))
+}
+
+/// The row of document `doc_id` without its snapshot, as this transaction holds it, else read
+/// (and then held: [`super::held`]).
+async fn doc_meta<T: Tx>(
+    tx: &mut T,
+    doc_id: Uuid,
+    feed: &mut FeedBatch,
+) -> Result<Option<DocRow>, StoreError> {
+    if let Some(row) = feed.held.doc_row(doc_id) {
+        return Ok(Some(row));
+    }
+    let row = tx.content_doc_meta(doc_id).await?;
+    if let Some(r) = &row {
+        feed.held.set_doc_row(r.clone());
+    }
+    Ok(row)
 }
 
 /// The committed document of `row` (read without its snapshot, under the case's lock): from
@@ -296,7 +313,7 @@ async fn committed_doc<T: Tx>(
 pub(crate) async fn with_current_intake<T: Tx>(
     tx: &mut T,
     mut case: Case,
-    feed: &FeedBatch,
+    feed: &mut FeedBatch,
 ) -> Result<Case, StoreError> {
     if case.status != Status::Draft {
         return Ok(case);
@@ -306,7 +323,7 @@ pub(crate) async fn with_current_intake<T: Tx>(
         case.intake = intake::get(doc)?;
         return Ok(case);
     }
-    let Some(row) = tx.content_doc_meta(doc_id).await? else {
+    let Some(row) = doc_meta(tx, doc_id, feed).await? else {
         return Ok(case);
     };
     let doc = committed_doc(tx, &row, feed).await?;
@@ -351,6 +368,8 @@ async fn store_changes<T: Tx>(
     }
     let heads = hex_heads(&new.heads());
     match row {
+        // The heads are written once, at commit, however many units wrote the document.
+        Some(r) if feed.held.add_content(r.doc_id, &heads, now) => {}
         Some(r) => tx.touch_content_doc(r.doc_id, &heads, 1, now).await?,
         None => {
             let (kind, doctor_id) = kind_key(&doc_ref.kind);
@@ -386,12 +405,12 @@ pub(crate) async fn create_intake<T: Tx>(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let doc_ref = DocRef::new(case.case_id, ContentKind::Intake);
-    if tx.content_doc_meta(doc_ref.doc_id().0).await?.is_some() {
+    if doc_meta(tx, doc_ref.doc_id().0, feed).await?.is_some() {
         return Ok(());
     }
     let doc = intake::initial(case.case_id, values, server_actor())?;
     store_changes(tx, case, &doc_ref, None, doc.clone(), feed, now).await?;
-    ensure_row(tx, case, &doc_ref, &doc, now).await
+    ensure_row(tx, case, &doc_ref, &doc, feed, now).await
 }
 
 /// Makes sure a stored row exists for `doc` (an empty intake or a never-written document adds
@@ -401,9 +420,10 @@ async fn ensure_row<T: Tx>(
     case: &Case,
     doc_ref: &DocRef,
     doc: &ContentDoc,
+    feed: &mut FeedBatch,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if tx.content_doc_meta(doc_ref.doc_id().0).await?.is_some() {
+    if doc_meta(tx, doc_ref.doc_id().0, feed).await?.is_some() {
         return Ok(());
     }
     let (kind, doctor_id) = kind_key(&doc_ref.kind);
@@ -443,7 +463,7 @@ pub(crate) async fn document_command<'c, T: Tx>(
     case: Option<&Case>,
     command: &'c Command,
     actor: &Actor,
-    feed: &FeedBatch,
+    feed: &mut FeedBatch,
 ) -> Result<Cow<'c, Command>, StoreError> {
     let (Some(case), Some(doc_ref)) = (case, case.and_then(|c| submitted_doc(command, actor, c)))
     else {
@@ -489,11 +509,12 @@ pub(crate) async fn freeze_for<T: Tx>(
     let (row, doc) = current_doc(tx, case, &doc_ref, feed).await?;
     if row.is_none() {
         store_changes(tx, case, &doc_ref, None, doc.clone(), feed, now).await?;
-        ensure_row(tx, case, &doc_ref, &doc, now).await?;
+        ensure_row(tx, case, &doc_ref, &doc, feed, now).await?;
     }
     let frozen = Frozen::of(&doc);
     tx.freeze_content_doc(doc_ref.doc_id().0, &frozen.heads, now)
         .await?;
+    feed.held.froze(doc_ref.doc_id().0, &frozen.heads, now);
     Ok(())
 }
 
@@ -540,7 +561,7 @@ pub(crate) async fn write_in<T: Tx>(
     now: DateTime<Utc>,
     feed: &mut FeedBatch,
 ) -> Result<Written, StoreError> {
-    let Some((case, _)) = load_for_update(tx, doc_ref.case_id).await? else {
+    let Some((case, _)) = locked_case(tx, doc_ref.case_id, feed).await? else {
         return Err(Refusal::new(RefusalCode::CaseNotFound).into());
     };
     write_loaded(

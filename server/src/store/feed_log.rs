@@ -28,6 +28,7 @@ use super::StoreError;
 use super::audit::{self, AuditEntry, AuditMeta, PendingAudit};
 use super::cases::{ADMINS_RECIPIENT, load};
 use super::docs::{DocCache, content_upto, doc_ref_of, read_current_intake};
+use super::held::Held;
 use super::rows::{DocRow, FeedRow, NotificationRow};
 use super::sql::{FeedViewer, Tx};
 use super::{Store, read_tx};
@@ -81,6 +82,8 @@ pub(crate) struct FeedBatch {
     cache: Option<DocCache>,
     /// While a [`Mark`] is open: the documents' previous values, to put back on a rewind.
     undo: Option<Vec<(Uuid, Option<ContentDoc>)>>,
+    /// The cases and document rows the transaction holds (undone with a [`Mark`] too).
+    pub(crate) held: Held,
 }
 
 /// Where a batch stood when part of its transaction began (a savepoint), so that undoing that
@@ -188,6 +191,7 @@ impl FeedBatch {
     /// Starts a part that may be undone (one at a time): see [`Mark`].
     pub(crate) fn mark(&mut self) -> Mark {
         self.undo = Some(Vec::new());
+        self.held.mark();
         Mark {
             rows: self.rows.len(),
             audits: self.audits.len(),
@@ -198,6 +202,7 @@ impl FeedBatch {
     pub(crate) fn keep(&mut self, mark: Mark) {
         let _ = mark;
         self.undo = None;
+        self.held.keep();
     }
 
     /// Forgets the part since `mark`: its feed rows, audit rows and document versions. Hint
@@ -205,6 +210,7 @@ impl FeedBatch {
     pub(crate) fn rewind(&mut self, mark: Mark) {
         self.rows.truncate(mark.rows);
         self.audits.truncate(mark.audits);
+        self.held.rewind();
         for (doc_id, before) in self.undo.take().unwrap_or_default().into_iter().rev() {
             match before {
                 Some(doc) => self.docs.insert(doc_id, doc),
@@ -342,15 +348,19 @@ impl FeedBatch {
         }
     }
 
-    /// Writes the batch's audit rows and feed rows: call it as the transaction's last step.
-    /// Two statements: the feed clock's row hands out the feed numbers and the audit chain's
-    /// tail (and serializes every writer from there to COMMIT), then one statement writes both
-    /// (`Tx::append_log`). The hint to publish after the commit, if feed rows were written.
+    /// Writes the documents' new heads ([`Held::unwritten`]), then the batch's audit rows and
+    /// feed rows: call it as the transaction's last step. Two statements for the log: the feed
+    /// clock's row hands out the feed numbers and the audit chain's tail (and serializes every
+    /// writer from there to COMMIT), then one statement writes both (`Tx::append_log`). The
+    /// hint to publish after the commit, if feed rows were written.
     pub(crate) async fn commit<T: Tx>(
         self,
         tx: &mut T,
         now: DateTime<Utc>,
     ) -> Result<Committed, StoreError> {
+        for (doc_id, heads, added, at) in self.held.unwritten() {
+            tx.touch_content_doc(doc_id, heads, added, at).await?;
+        }
         let mut done = Committed {
             hint: None,
             docs: self.docs.into_iter().collect(),

@@ -15,6 +15,7 @@ mod docs;
 mod feed;
 pub mod feed_log;
 mod files;
+mod held;
 mod push;
 pub mod rows;
 pub mod sql;

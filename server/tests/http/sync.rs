@@ -792,17 +792,32 @@ async fn a_command_refused_after_a_write_is_undone_alone(flow: Flow) {
     phone.edit(case_id, ContentKind::Intake, |d| {
         intake::set_questions(d, "Is it allergic? Since May.")
     });
+    // A later command on the same case is decided on the case as it was before the refused
+    // one (the transaction's held copy is undone with the savepoint).
+    phone.command(
+        case_id,
+        Command::UpdateIntake {
+            patch: IntakePatch {
+                patient_age: Some(41),
+                ..IntakePatch::default()
+            },
+        },
+    );
     let answers = phone.push(net).await;
     assert_eq!(answers[0], Outcome::Applied);
     refused_with(&answers[1], RefusalCode::DocumentTooLarge);
     assert_eq!(answers[2], Outcome::Applied);
+    assert_eq!(answers[3], Outcome::Applied);
     let events = flow.state.store.case_events(case_id).await.unwrap();
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e.kind, sop_core::event::EventKind::IntakeUpdated { .. })),
-        "the refused command's event was undone"
-    );
+    let patches: Vec<&IntakePatch> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            sop_core::event::EventKind::IntakeUpdated { patch } => Some(patch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(patches.len(), 1, "the refused command's event was undone");
+    assert_eq!(patches[0].patient_age, Some(41));
     // Its audit row says refused, and no "ok" row of it is left behind.
     let filter = sop_server::store::AuditFilter {
         case_id: Some(case_id.0),
@@ -814,13 +829,14 @@ async fn a_command_refused_after_a_write_is_undone_alone(flow: Flow) {
         .list_audit(&filter, sop_server::store::Page::new(Some(1), Some(100)))
         .await
         .unwrap();
-    let of_command: Vec<&str> = audit
+    let mut of_command: Vec<&str> = audit
         .items
         .iter()
         .filter(|r| r.action == "update_intake")
         .map(|r| r.outcome.as_str())
         .collect();
-    assert_eq!(of_command, vec!["refused:document_too_large"]);
+    of_command.sort_unstable();
+    assert_eq!(of_command, vec!["ok", "refused:document_too_large"]);
     let details = net
         .ok(
             "/app/review-case-details",
@@ -830,6 +846,7 @@ async fn a_command_refused_after_a_write_is_undone_alone(flow: Flow) {
         .await;
     assert_eq!(details["medical_history"], "Rash");
     assert_eq!(details["questions"], "Is it allergic? Since May.");
+    assert_eq!(details["patient_age"], 41);
     let mut other = Device::new(flow.patient("P1"));
     other.pull(net).await;
     let Content::Intake(seen) = other.content(case_id, ContentKind::Intake) else {
