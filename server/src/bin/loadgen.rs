@@ -10,7 +10,8 @@
 //! 3. lets every device push concurrently over `/sync/v1/push` for `--duration`, recording
 //!    latency and per-operation answers, while sampling CPU use and the database's backends;
 //! 4. measures the raw PostgreSQL ceiling for inserting the same change bytes (`UNNEST`, 1 and 4
-//!    connections) in the same database;
+//!    connections, `--ceiling-batch` rows per transaction and one push's size) in the same
+//!    database;
 //! 5. measures a catch-up: a device 10k changes behind pulls until `more = false`;
 //! 6. prints a Markdown report (and writes it to `--report`), then stops the server and drops
 //!    the database.
@@ -415,21 +416,22 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
         rep.tables = Some(tables(db).await?);
     }
 
-    // The raw ceiling, with the server idle.
-    for connections in [1, 4] {
-        progress(&format!(
-            "raw PostgreSQL ceiling, {connections} connection(s)"
-        ));
-        rep.ceilings.push(
-            ceiling::measure(
-                &scratch_url,
-                &kept,
-                args.ceiling_rows,
-                args.ceiling_batch,
-                connections,
-            )
-            .await?,
-        );
+    // The raw ceiling, with the server idle: in `--ceiling-batch` transactions, and in
+    // transactions of one push's size (the server commits once per push).
+    let mut batches = vec![args.ceiling_batch];
+    if args.batch != args.ceiling_batch {
+        batches.push(args.batch);
+    }
+    for batch in batches {
+        for connections in [1, 4] {
+            progress(&format!(
+                "raw PostgreSQL ceiling, {batch} rows per transaction, {connections} connection(s)"
+            ));
+            rep.ceilings.push(
+                ceiling::measure(&scratch_url, &kept, args.ceiling_rows, batch, connections)
+                    .await?,
+            );
+        }
     }
 
     // Catch-up.
