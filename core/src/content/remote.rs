@@ -61,6 +61,10 @@ pub struct BatchOutcome {
     pub doc: ContentDoc,
     /// One result per operation, in order.
     pub results: Vec<Result<Applied, Refusal>>,
+    /// The changes the accepted operations added, as they came (concatenated chunks, in the
+    /// order applied): what the document gained, which the server stores without re-encoding
+    /// it from the document (`save_after` rebuilds every change from the op set).
+    pub added_bytes: Vec<u8>,
 }
 
 impl BatchOutcome {
@@ -194,12 +198,17 @@ fn whole_batch(
         }
     }
     let mut next = doc.clone();
+    let added_bytes = raw_bytes(&all);
     if !all.is_empty() {
         next.apply_changes(all).ok()?;
         settled(&next, &heads).ok()?;
         check(&mut next, limits).ok()?;
     }
-    Some(BatchOutcome { doc: next, results })
+    Some(BatchOutcome {
+        doc: next,
+        results,
+        added_bytes,
+    })
 }
 
 /// The slow path: one operation at a time, each on the document the accepted ones left.
@@ -210,6 +219,7 @@ fn one_by_one(
 ) -> BatchOutcome {
     let mut state = doc.clone();
     let mut results = Vec::with_capacity(decoded.len());
+    let mut added_bytes = Vec::new();
     for op in decoded {
         let result = op.as_ref().map_err(Clone::clone).and_then(|op| {
             let heads = state.heads().into_iter().collect();
@@ -219,11 +229,13 @@ fn one_by_one(
                 new_heads: p.new_heads.iter().copied().collect(),
             };
             if !p.added.is_empty() {
+                let bytes = raw_bytes(&p.added);
                 let mut next = state.clone();
                 next.apply_changes(p.added)?;
                 settled(&next, &p.new_heads)?;
                 check(&mut next, limits)?;
                 state = next;
+                added_bytes.extend(bytes);
             }
             Ok(applied)
         });
@@ -232,6 +244,7 @@ fn one_by_one(
     BatchOutcome {
         doc: state,
         results,
+        added_bytes,
     }
 }
 
@@ -327,6 +340,14 @@ fn plan(
         new_heads.remove(d);
     }
     Ok(Plan { added, new_heads })
+}
+
+/// The changes' chunks as they came, concatenated.
+fn raw_bytes(changes: &[Change]) -> Vec<u8> {
+    changes
+        .iter()
+        .flat_map(|c| c.raw_bytes().iter().copied())
+        .collect()
 }
 
 /// After applying: nothing queued, and the heads are the planned ones (a change Automerge did
@@ -494,5 +515,52 @@ mod tests {
             refused(&small_docs, &"unrepeatable text 0123456789 ".repeat(8)),
             RefusalCode::DocumentTooLarge
         );
+    }
+
+    #[test]
+    fn the_added_bytes_are_the_changes_the_document_gained() {
+        let limits = Limits::default();
+        let base = ContentDoc::new(DocKind::Notes, ActorId::random()).unwrap();
+        let mut device = base.clone();
+        device.set_actor(ActorId::random());
+        let mut pushed = Vec::new();
+        for text in ["one", "one two", "one two three"] {
+            let before = device.heads();
+            notes::set(&mut device, text).unwrap();
+            pushed.push((device.save_after(&before), before));
+        }
+        // The second operation again, as a retry inside the batch: nothing added twice.
+        pushed.push(pushed[1].clone());
+        let ops: Vec<RemoteChange<'_>> = pushed
+            .iter()
+            .map(|(bytes, heads)| RemoteChange {
+                bytes,
+                heads_before: heads,
+            })
+            .collect();
+        let hashes = |bytes: &[u8]| -> Vec<ChangeHash> {
+            let mut h: Vec<ChangeHash> = decode_changes(bytes)
+                .unwrap()
+                .iter()
+                .map(Change::hash)
+                .collect();
+            h.sort();
+            h
+        };
+        let outcome = apply_remote_batch(&base, &ops, &limits);
+        assert!(outcome.results.iter().all(Result::is_ok));
+        let gained = outcome.doc.save_after(&base.heads());
+        assert_eq!(hashes(&outcome.added_bytes), hashes(&gained));
+        // The slow path (the whole batch refused: the third operation passes a text limit)
+        // says the same of what it kept.
+        let short = Limits {
+            max_text_chars: 8,
+            ..Limits::default()
+        };
+        let outcome = apply_remote_batch(&base, &ops, &short);
+        assert!(outcome.results[2].is_err());
+        let gained = outcome.doc.save_after(&base.heads());
+        assert_eq!(hashes(&outcome.added_bytes), hashes(&gained));
+        assert_eq!(hashes(&outcome.added_bytes).len(), 2);
     }
 }

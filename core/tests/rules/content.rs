@@ -560,7 +560,12 @@ fn a_batch_reports_the_heads_after_each_op_and_repeats_add_nothing() {
         expected_heads.push(sorted_heads(&device));
     }
     let remotes: Vec<_> = ops.iter().map(Pushed::remote).collect();
-    let BatchOutcome { doc, results } = apply_remote_batch(&server, &remotes, &Limits::default());
+    let BatchOutcome {
+        doc,
+        results,
+        added_bytes,
+    } = apply_remote_batch(&server, &remotes, &Limits::default());
+    assert_eq!(added_bytes, device.save_after(&server.heads()));
     for (result, heads) in results.iter().zip(&expected_heads) {
         let applied = result.as_ref().unwrap();
         assert_eq!(&applied.new_heads, heads);

@@ -348,21 +348,25 @@ pub(crate) async fn read_current_intake<T: Tx>(
 }
 
 /// Stores what `new` adds to the stored document (`row`; `None`: nothing stored yet, so the
-/// base is the genesis): a feed content row with the added changes, and the new heads.
+/// base is the genesis): a feed content row with the added changes, and the new heads. The
+/// changes are `added` when the caller has them as they came and the document was stored
+/// (with no row, `new` may also hold a starting intake made here: then they come from `new`).
+#[allow(clippy::too_many_arguments)]
 async fn store_changes<T: Tx>(
     tx: &mut T,
     case: &Case,
     doc_ref: &DocRef,
     row: Option<&DocRow>,
     new: ContentDoc,
+    added: Option<Vec<u8>>,
     feed: &mut FeedBatch,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let base = match row {
-        Some(r) => parse_heads(r, &r.heads.0)?,
-        None => vec![genesis_hash(doc_ref.doc_kind())?],
+    let data = match (added, row) {
+        (Some(bytes), Some(_)) => bytes,
+        (_, Some(r)) => new.save_after(&parse_heads(r, &r.heads.0)?),
+        (_, None) => new.save_after(&[genesis_hash(doc_ref.doc_kind())?]),
     };
-    let data = new.save_after(&base);
     if data.is_empty() {
         return Ok(());
     }
@@ -409,7 +413,7 @@ pub(crate) async fn create_intake<T: Tx>(
         return Ok(());
     }
     let doc = intake::initial(case.case_id, values, server_actor())?;
-    store_changes(tx, case, &doc_ref, None, doc.clone(), feed, now).await?;
+    store_changes(tx, case, &doc_ref, None, doc.clone(), None, feed, now).await?;
     ensure_row(tx, case, &doc_ref, &doc, feed, now).await
 }
 
@@ -508,7 +512,7 @@ pub(crate) async fn freeze_for<T: Tx>(
     };
     let (row, doc) = current_doc(tx, case, &doc_ref, feed).await?;
     if row.is_none() {
-        store_changes(tx, case, &doc_ref, None, doc.clone(), feed, now).await?;
+        store_changes(tx, case, &doc_ref, None, doc.clone(), None, feed, now).await?;
         ensure_row(tx, case, &doc_ref, &doc, feed, now).await?;
     }
     let frozen = Frozen::of(&doc);
@@ -598,7 +602,10 @@ async fn write_loaded<T: Tx>(
             let outcome = apply_remote_batch(&doc, ops, limits);
             let changed = outcome.changed();
             let results = outcome.results.into_iter().map(|r| r.map(drop)).collect();
-            (results, changed.then_some(outcome.doc))
+            (
+                results,
+                changed.then_some((outcome.doc, Some(outcome.added_bytes))),
+            )
         }
         Write::Edit(edit) => {
             let mut edited = doc;
@@ -609,16 +616,16 @@ async fn write_loaded<T: Tx>(
                     unchanged: Some(edited),
                 });
             }
-            (vec![Ok(())], Some(edited))
+            (vec![Ok(())], Some((edited, None)))
         }
     };
-    let Some(new) = changed else {
+    let Some((new, added)) = changed else {
         return Ok(Written {
             results,
             unchanged: None,
         });
     };
-    store_changes(tx, case, doc_ref, row.as_ref(), new, feed, now).await?;
+    store_changes(tx, case, doc_ref, row.as_ref(), new, added, feed, now).await?;
     let action = match (write, &doc_ref.kind) {
         (Write::Pushed(_), _) => "push_content",
         (Write::Edit(_), ContentKind::Intake) => "save_intake",
