@@ -17,9 +17,10 @@
 //! write permission (core `check_write` for pushes, so a late edit is `content_frozen`; core
 //! `may_write` for the API, whose refusals the API has always answered), then **one**
 //! `apply_remote_batch` for all the request's operations on the document (never one change at a
-//! time: TECH-NOTES), then one feed row with the changes the batch added. A server-side edit
-//! (the API's save endpoints) is made with the core's typed setters as the fixed
-//! [`server_actor`] on a copy, and its change goes through the very same path. A write to a
+//! time: TECH-NOTES), then one feed row with the changes the batch added, as they came. A
+//! server-side edit (the API's save endpoints, `UpdateIntake`'s patch) is made with the core's
+//! typed setters as the fixed [`server_actor`] on the transaction's document and checked as a
+//! pushed change is (core `apply_local_edit`), without applying it a second time. A write to a
 //! draft's intake does not rewrite the case (docs/adr/0009): the case's copy of the intake is
 //! refreshed from the document when a command writes the draft ([`with_current_intake`]) and
 //! read from the document while it is a draft ([`read_current_intake`]); T2/T3 freeze it.
