@@ -11,6 +11,7 @@
 mod audit;
 mod cases;
 mod catalog;
+mod cpu;
 mod docs;
 mod feed;
 pub mod feed_log;
