@@ -163,6 +163,7 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
         changes_per_push: args.batch - args.commands,
         commands_per_push: args.commands,
         chars_per_change: args.chars_per_change,
+        think: args.think,
         ..report::Report::default()
     };
 
@@ -264,8 +265,9 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
         let typist = device::Typist::new(
             case_id,
             &initial,
-            args.chars_per_change,
+            device::chars_per_change(args.chars_per_change, i),
             KEEP_CHANGES_PER_DEVICE,
+            device::TRIM_CHARS * i / args.devices.max(1),
         )?;
         devices.push(load::LoadDevice {
             token: token.clone(),
@@ -283,7 +285,7 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
         create_draft(baseline_token.clone(), "Baseline device: ".to_owned()).await?;
     devices.push(load::LoadDevice {
         token: baseline_token,
-        typist: device::Typist::new(case_id, &initial, args.chars_per_change, 0)?,
+        typist: device::Typist::new(case_id, &initial, args.chars_per_change, 0, 0)?,
         pregen: VecDeque::new(),
     });
 
@@ -449,7 +451,7 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
                 .chars_per_change
                 .min(40_000 / args.catchup_changes.max(1))
                 .max(1);
-            let mut writer = device::Typist::new(case_id, &initial, chars, 0)?;
+            let mut writer = device::Typist::new(case_id, &initial, chars, 0, 0)?;
             catchup::run(&api, &token, &mut writer, args.catchup_changes, args.batch).await
         }
         .await;

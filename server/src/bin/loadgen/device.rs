@@ -28,7 +28,20 @@ is a stent needed, or can medication alone control the symptoms? ";
 /// device's cost: the typed setter diffs the whole text (grapheme by grapheme) on every change.
 pub const MAX_TEXT_CHARS: usize = 4_000;
 /// Characters deleted from the start when the text reaches [`MAX_TEXT_CHARS`].
-const TRIM_CHARS: usize = 1_000;
+pub const TRIM_CHARS: usize = 1_000;
+
+/// The characters device `index` types per change when the devices type `mean` on average:
+/// `mean - 2` to `mean + 2`, cycling. Devices typing exactly alike grow documents of exactly the
+/// same shape, so Automerge's costlier steps (a trim's thousand deletions, its storage
+/// reorganizing as a document grows) would come to all of them in the same second; real
+/// patients type at different speeds.
+pub fn chars_per_change(mean: usize, index: usize) -> usize {
+    if mean < 3 {
+        mean.max(1)
+    } else {
+        mean - 2 + index % 5
+    }
+}
 
 /// A push body ready to send.
 #[derive(Clone, Debug)]
@@ -52,6 +65,9 @@ pub struct Typist {
     text: String,
     /// Characters in `text`.
     text_chars: usize,
+    /// The length at which the next change trims the text: [`MAX_TEXT_CHARS`], except before
+    /// the first trim (see [`Typist::new`]).
+    trim_at: usize,
     corpus: Vec<char>,
     typed: usize,
     commands: u64,
@@ -63,12 +79,16 @@ pub struct Typist {
 
 impl Typist {
     /// A device holding the intake of `case_id` as created with `initial`, writing as a new
-    /// random actor (the device's persisted one, in the app).
+    /// random actor (the device's persisted one, in the app). Its first trim comes
+    /// `trim_phase` characters before [`MAX_TEXT_CHARS`] (at most [`TRIM_CHARS`]), the later
+    /// ones every [`TRIM_CHARS`] typed: devices started together with different phases do not
+    /// all delete a thousand characters in the same second, which no real patients would do.
     pub fn new(
         case_id: CaseId,
         initial: &Intake,
         chars_per_change: usize,
         keep_changes: usize,
+        trim_phase: usize,
     ) -> anyhow::Result<Self> {
         let doc = intake::initial(case_id, initial, ActorId::random())
             .map_err(|r| anyhow::anyhow!("initial intake: {}", r.code))?;
@@ -80,6 +100,7 @@ impl Typist {
             doc,
             text: initial.medical_history.clone(),
             text_chars: initial.medical_history.chars().count(),
+            trim_at: MAX_TEXT_CHARS - trim_phase.min(TRIM_CHARS),
             corpus: CORPUS.chars().collect(),
             typed: 0,
             commands: 0,
@@ -112,9 +133,10 @@ impl Typist {
             self.typed += 1;
         }
         self.text_chars += self.chars_per_change;
-        if self.text_chars >= MAX_TEXT_CHARS {
+        if self.text_chars >= self.trim_at {
             self.text = self.text.chars().skip(TRIM_CHARS).collect();
             self.text_chars -= TRIM_CHARS;
+            self.trim_at = MAX_TEXT_CHARS;
         }
         intake::set_medical_history(&mut self.doc, &self.text)
             .map_err(|r| anyhow::anyhow!("typing: {}", r.code))?;

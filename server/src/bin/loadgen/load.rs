@@ -231,6 +231,8 @@ pub struct Summary {
     pub mean: Duration,
     /// Applied ops completed in each second of the run.
     pub per_second: Vec<u64>,
+    /// The slowest push completed in each second of the run (whether slow pushes cluster).
+    pub slowest_per_second: Vec<Duration>,
     pub window: Duration,
 }
 
@@ -259,10 +261,16 @@ pub fn summarize(result: &LoadResult) -> Summary {
     };
     let applied_in_window: u64 = in_window.iter().map(|s| u64::from(s.applied)).sum();
     let secs = window.as_secs_f64().max(1e-9);
-    let mut per_second = vec![0u64; result.elapsed.as_secs() as usize + 1];
+    let seconds = result.elapsed.as_secs() as usize + 1;
+    let mut per_second = vec![0u64; seconds];
+    let mut slowest_per_second = vec![Duration::ZERO; seconds];
     for s in &result.samples {
-        if let Some(slot) = per_second.get_mut(s.done.as_secs() as usize) {
+        let second = s.done.as_secs() as usize;
+        if let Some(slot) = per_second.get_mut(second) {
             *slot += u64::from(s.applied);
+        }
+        if let Some(slot) = slowest_per_second.get_mut(second) {
+            *slot = (*slot).max(s.latency);
         }
     }
     let total_latency: Duration = latencies.iter().sum();
@@ -286,6 +294,7 @@ pub fn summarize(result: &LoadResult) -> Summary {
             total_latency / u32::try_from(latencies.len()).unwrap_or(u32::MAX)
         },
         per_second,
+        slowest_per_second,
         window,
     }
 }

@@ -75,6 +75,8 @@ pub struct Report {
     pub changes_per_push: usize,
     pub commands_per_push: usize,
     pub chars_per_change: usize,
+    /// A device's pause between an answer and its next push.
+    pub think: Duration,
     pub mean_change_bytes: f64,
     pub mean_body_bytes: f64,
     pub pregen_pushes: usize,
@@ -124,13 +126,22 @@ impl Report {
         let _ = writeln!(o, "- Server: {}", self.target);
         let _ = writeln!(
             o,
-            "- Load: {} devices (one patient and one draft each), closed loop; each push = {} \
-             content changes of {} characters typed into the intake's medical history (one \
-             Automerge change each, typed setter, device actor) + {} `UpdateIntake` command(s); \
-             mean change {:.0} bytes, mean push body {:.1} KiB",
+            "- Load: {} devices (one patient and one draft each), closed loop, {}; each push = {} \
+             content changes of {} characters on average (each device its own speed) typed into the \
+             intake's medical history (one Automerge change each, typed setter, device actor; \
+             the text kept under {} \
+             characters by cutting the oldest {}, each device at its own point) + {} \
+             `UpdateIntake` command(s); mean change {:.0} bytes, mean push body {:.1} KiB",
             self.devices,
+            if self.think.is_zero() {
+                "no think time (the next push leaves when the answer arrives)".to_owned()
+            } else {
+                format!("{} think time after each answer", ms(self.think))
+            },
             self.changes_per_push,
             self.chars_per_change,
+            crate::device::MAX_TEXT_CHARS,
+            crate::device::TRIM_CHARS,
             self.commands_per_push,
             self.mean_change_bytes,
             self.mean_body_bytes / 1024.0
@@ -222,6 +233,15 @@ impl Report {
             s.per_second
                 .iter()
                 .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let _ = writeln!(
+            o,
+            "| Slowest push in each second of the run (ms) | {} |",
+            s.slowest_per_second
+                .iter()
+                .map(|d| d.as_millis().to_string())
                 .collect::<Vec<_>>()
                 .join(" ")
         );
