@@ -600,7 +600,7 @@ async fn write_loaded<T: Tx>(
     let (row, doc) = current_doc(tx, case, doc_ref, feed).await?;
     let (results, changed) = match write {
         Write::Pushed(ops) => {
-            let outcome = super::cpu::heavy(|| apply_remote_batch(&doc, ops, limits)).await;
+            let outcome = super::cpu::heavy(|| apply_remote_batch(&doc, ops, limits));
             let changed = outcome.changed();
             let results = outcome.results.into_iter().map(|r| r.map(drop)).collect();
             (
