@@ -54,7 +54,10 @@ use std::time::{Duration, Instant};
 /// The most changes generated per device before the run.
 const MAX_PREGEN_CHANGES: usize = 10_000;
 
-/// Pushes per device (of at most 20 devices) applied in-process for the Automerge floor.
+/// Devices whose pushes are applied in-process for the Automerge floor.
+const FLOOR_DEVICES: usize = 20;
+
+/// Pushes per device applied for the Automerge floor on fresh documents.
 const FLOOR_PUSHES_PER_DEVICE: usize = 10;
 
 /// Change blobs each device keeps for the raw-ceiling rows.
@@ -273,6 +276,7 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
             token: token.clone(),
             typist,
             pregen: VecDeque::new(),
+            answered: (i < FLOOR_DEVICES).then(Vec::new),
         });
     }
 
@@ -287,6 +291,7 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
         token: baseline_token,
         typist: device::Typist::new(case_id, &initial, args.chars_per_change, 0, 0)?,
         pregen: VecDeque::new(),
+        answered: None,
     });
 
     // Pushes generated before the clock starts, on all cores.
@@ -347,11 +352,12 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
     rep.mean_change_bytes =
         kept.iter().map(|(_, c)| c.len()).sum::<usize>() as f64 / kept.len().max(1) as f64;
 
-    // The CRDT floor, before the load consumes the pushes: up to 20 devices' first pushes.
+    // The CRDT floor on fresh documents, before the load consumes the pushes.
     progress("measuring the Automerge floor (the same changes applied in-process, one core)");
     rep.floor = Some(floor::measure(
-        &devices[..devices.len().min(20)],
-        FLOOR_PUSHES_PER_DEVICE,
+        devices[..devices.len().min(FLOOR_DEVICES)]
+            .iter()
+            .map(|d| (&d.typist, d.pregen.iter().take(FLOOR_PUSHES_PER_DEVICE))),
     )?);
 
     // The baseline: one device alone.
@@ -402,7 +408,7 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
         })
     };
     let load_before = probe::load_average();
-    let (_devices, result) = load::run(&api, devices, config).await;
+    let (devices, result) = load::run(&api, devices, config).await;
     rep.load_average = (load_before, probe::load_average());
     rep.cpu = cpu_window.await.ok();
     if let Some(s) = sampler {
@@ -417,6 +423,18 @@ async fn measure(args: &cli::Args, res: &mut Resources) -> anyhow::Result<report
     if let Some(db) = &server_db {
         rep.tables = Some(tables(db).await?);
     }
+
+    // The CRDT floor on the run's own documents: what the server applied, replayed.
+    progress("measuring the Automerge floor again, on the documents as the load grew them");
+    rep.floor_run = Some(
+        floor::measure(
+            devices
+                .iter()
+                .filter_map(|d| Some((&d.typist, d.answered.as_ref()?))),
+        )
+        .map_err(|e| format!("{e:#}")),
+    );
+    drop(devices);
 
     // The raw ceiling, with the server idle: in `--ceiling-batch` transactions, and in
     // transactions of one push's size (the server commits once per push).

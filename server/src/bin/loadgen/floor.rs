@@ -3,8 +3,13 @@
 //! dependencies, one `apply_changes`, schema validation, size limit), in this process, on one
 //! core, with no HTTP, JSON or database. The server cannot ingest faster than this per core,
 //! whatever its storage does: the report states the ingest as a share of it.
+//!
+//! It is measured twice. Before the load, on fresh documents (each device's first pushes).
+//! After the load, on the run's own documents: every push the server answered, replayed in
+//! order, so each apply meets the history it met in the server. Automerge 0.12's apply walks
+//! the whole history of the text it touches, so the second is the one that bounds the run.
 
-use crate::load::LoadDevice;
+use crate::device::{Batch, Typist};
 use sop_core::content::{RemoteChange, apply_remote_batch, intake};
 use sop_core::rules::Limits;
 use sop_core::sync::v1::{Op, PushRequest};
@@ -14,6 +19,8 @@ use std::time::{Duration, Instant};
 /// What applying the pushes' changes cost.
 #[derive(Clone, Copy, Debug)]
 pub struct Floor {
+    /// Devices whose documents were replayed.
+    pub devices: usize,
     /// Change ops applied.
     pub ops: usize,
     /// Pushes (one `apply_remote_batch` each).
@@ -27,22 +34,31 @@ impl Floor {
     pub fn ops_per_second(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
+
+    /// Cores the apply alone keeps busy at `ops_per_second` ops/s.
+    pub fn cores_at(&self, ops_per_second: f64) -> f64 {
+        ops_per_second / self.ops_per_second().max(f64::EPSILON)
+    }
 }
 
-/// Applies the first `pushes_per_device` pregenerated pushes of each device to a copy of its
-/// draft's intake as the server holds it, in order (the server's sequence of documents).
-pub fn measure(devices: &[LoadDevice], pushes_per_device: usize) -> anyhow::Result<Floor> {
+/// Applies each device's `pushes` to a copy of its draft's intake as the server holds it, in
+/// order (the server's sequence of documents).
+pub fn measure<'a, P>(devices: impl IntoIterator<Item = (&'a Typist, P)>) -> anyhow::Result<Floor>
+where
+    P: IntoIterator<Item = &'a Batch>,
+{
     let limits = Limits::default();
     let mut floor = Floor {
+        devices: 0,
         ops: 0,
         pushes: 0,
         elapsed: Duration::ZERO,
     };
-    for device in devices {
-        let typist = &device.typist;
+    for (typist, pushes) in devices {
         let mut doc = intake::initial(typist.case_id, typist.initial(), server_actor())
             .map_err(|r| anyhow::anyhow!("initial intake: {}", r.code))?;
-        for batch in device.pregen.iter().take(pushes_per_device) {
+        floor.devices += 1;
+        for batch in pushes {
             let req: PushRequest = serde_json::from_slice(&batch.body)?;
             let changes: Vec<RemoteChange<'_>> = req
                 .ops

@@ -24,6 +24,9 @@ pub struct LoadDevice {
     pub token: String,
     pub typist: Typist,
     pub pregen: VecDeque<Batch>,
+    /// When `Some`, the pushes the server answered, in order (for the CRDT floor of the run's
+    /// own documents); `None` keeps nothing.
+    pub answered: Option<Vec<Batch>>,
 }
 
 /// How the load runs.
@@ -198,6 +201,9 @@ async fn device_loop(
                     }
                 }
                 s.result.samples.push(sample);
+                if let Some(kept) = &mut device.answered {
+                    kept.push(batch);
+                }
             }
         }
         drop(s);
