@@ -78,6 +78,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SOP_JWKS_MIN_REFETCH_SECONDS", default_value_t = 30)]
     pub jwks_min_refetch_seconds: u64,
 
+    /// Bearer token `GET /metrics` requires (Prometheus's `authorization` setting); unset, the
+    /// metrics are open like `/health` (they carry no health information).
+    #[arg(long, env = "SOP_METRICS_TOKEN")]
+    pub metrics_token: Option<SecretString>,
+
     /// The outside platform services (payments, profiles, push); each defaults to its embedded
     /// standalone stand-in when its URL is unset.
     #[command(flatten)]
@@ -458,6 +463,8 @@ pub struct ServeConfig {
     pub platform: PlatformArgs,
     /// Blob storage and upload limits.
     pub storage: StorageArgs,
+    /// The bearer token of `GET /metrics`, if any.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl ServeConfig {
@@ -482,6 +489,7 @@ impl ServeConfig {
             }),
             platform: serve.platform.clone(),
             storage: serve.storage.clone(),
+            metrics_token: serve.metrics_token.clone(),
         })
     }
 }

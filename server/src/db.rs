@@ -108,6 +108,15 @@ impl Db {
         }
     }
 
+    /// The pool's connections: (open, idle).
+    pub fn pool_state(&self) -> (usize, usize) {
+        let (size, idle) = match self {
+            Db::Postgres(pool) => (pool.size(), pool.num_idle()),
+            Db::Sqlite(pool) => (pool.size(), pool.num_idle()),
+        };
+        (usize::try_from(size).unwrap_or(usize::MAX), idle)
+    }
+
     /// Closes the pool, waiting for checked-out connections to come back (SQLite checkpoints
     /// its WAL on the last close).
     pub async fn close(&self) {

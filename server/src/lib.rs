@@ -29,6 +29,7 @@ pub mod handlers;
 pub mod hints;
 pub mod lang;
 pub mod live;
+pub mod metrics;
 pub mod openapi;
 pub mod outbound;
 pub mod outbox;
@@ -115,6 +116,7 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     settings.limits.max_file_bytes = config.storage.max_file_bytes;
     settings.limits.max_case_bytes = config.storage.max_case_bytes;
     settings.upload_expiry = config.storage.upload_expiry();
+    settings.metrics_token = config.metrics_token.clone();
     let mut state = AppState::new(db.clone(), auth, settings);
     if let Some(s3) = config.storage.s3() {
         tracing::info!(?s3, "documents and reports go to the S3 bucket");

@@ -99,10 +99,14 @@ pub async fn connect(
     // Subscribe before answering, so nothing published between the answer and the start of
     // the session is missed.
     let session = Session::new(&state.hints, listener);
+    let counted = state.metrics.live_connection();
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session.run(socket)))
+        .on_upgrade(move |socket| async move {
+            session.run(socket).await;
+            drop(counted);
+        }))
 }
 
 /// The caller, from the `Authorization` header or else the `access_token` query parameter.

@@ -123,6 +123,8 @@ pub enum Reply {
     RawJson,
     /// A WebSocket carrying "pull now" hints.
     Socket,
+    /// Prometheus metrics in the text exposition format.
+    Metrics,
 }
 
 /// One endpoint of the surface.
@@ -199,7 +201,8 @@ pub enum Group {
     Sandbox,
     /// `/sync/v1`: the devices' sync API (`snr_usr` or `snr_pro`).
     Sync,
-    /// `/health`, `/ready`, `/openapi.json`: public.
+    /// `/health`, `/ready`, `/metrics`, `/openapi.json`: public (`/metrics` may require its own
+    /// token).
     Ops,
 }
 
@@ -435,6 +438,7 @@ const SYNC_EXCHANGE: &[Field] = &[
 pub const ENDPOINTS: &[Endpoint] = &[
     get("/health", "Liveness: 200 once the server accepts requests", Data),
     get("/ready", "Readiness: 200 when the database answers, else 503", Data),
+    get("/metrics", "Prometheus metrics (no PHI); a bearer token when SOP_METRICS_TOKEN is set", Reply::Metrics),
     get_with("/reports/verify", "Public check of a report → {valid}; says nothing about the case", Query(VERIFY), Data),
     get("/openapi.json", "This document", Reply::RawJson),
     // Patients.
@@ -705,6 +709,8 @@ fn responses(reply: Reply, group: Group) -> Value {
         Reply::RawJson => json!({"description": "the OpenAPI document",
             "content": {"application/json": {"schema": {"type": "object"}}}}),
         Reply::Socket => json!({"description": "upgrades to a WebSocket"}),
+        Reply::Metrics => json!({"description": "Prometheus metrics, text exposition format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}),
     };
     let status = if reply == Reply::Socket { "101" } else { "200" };
     out.insert(status.into(), ok);

@@ -45,6 +45,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
+        .route("/metrics", get(crate::metrics::serve))
         .route("/openapi.json", get(crate::openapi::serve))
         .nest("/app", app::routes())
         .nest("/pro", pro::routes())
@@ -65,6 +66,11 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(middleware::from_fn(localize_refusals))
+        // Per route (so under its template), outside the handlers' own layers.
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         // `layer` wraps everything added before it, so the last layer here runs first.
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(trace)

@@ -55,6 +55,8 @@ pub struct Settings {
     /// An incomplete resumable upload that receives no chunk for this long is removed
     /// ([`crate::uploads::remove_expired_uploads`]).
     pub upload_expiry: std::time::Duration,
+    /// The bearer token `GET /metrics` requires; `None` leaves it open (it carries no PHI).
+    pub metrics_token: Option<crate::config::SecretString>,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             limits: Limits::default(),
             sync: crate::sync::SyncSettings::default(),
             upload_expiry: crate::uploads::DEFAULT_UPLOAD_EXPIRY,
+            metrics_token: None,
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct AppState {
     pub push: Arc<dyn crate::push::PushService>,
     /// Bounds the `/sync/v1` pushes applied at once.
     pub push_gate: crate::sync::push::PushGate,
+    /// What `GET /metrics` reports.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -111,6 +116,7 @@ impl AppState {
         let push_gate = crate::sync::push::PushGate::new(&settings.sync);
         Self {
             push_gate,
+            metrics: crate::metrics::Metrics::default(),
             profiles: Arc::new(crate::profiles::LocalProfiles::new(store.clone())),
             push: Arc::new(crate::push::LogPush),
             store,

@@ -99,6 +99,7 @@ pub async fn push(
     if pushed.effects {
         state.outbox_wake.notify();
     }
+    state.metrics.pushed(&pushed.outcomes);
     let results = req
         .ops
         .iter()

@@ -230,12 +230,7 @@ impl Flow {
     pub async fn send(&self, req: Request<Body>) -> Raw {
         let resp = self.app.clone().oneshot(req).await.expect("infallible");
         let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = crate::support::content_type(resp.headers());
         let bytes = resp
             .into_body()
             .collect()

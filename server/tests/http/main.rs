@@ -22,6 +22,7 @@ mod integrations;
 mod jwks;
 mod lifecycle;
 mod live;
+mod metrics;
 mod overload;
 mod payments;
 mod postgres;

@@ -529,6 +529,7 @@ pub fn rows() -> Vec<Row> {
         row(Get, "/health", Catalog, get, PUBLIC),
         row(Get, "/reports/verify", Catalog, |_| Req::Query(format!("id={}&sha256={}", Uuid::nil(), upload_sha256())), PUBLIC),
         row(Get, "/ready", Catalog, get, PUBLIC),
+        row(Get, "/metrics", Catalog, get, PUBLIC),
         row(Get, "/openapi.json", Catalog, get, PUBLIC),
         // ----- /app ------------------------------------------------------------------------
         row(Post, "/app/how", Catalog, empty, APP_ANY),

@@ -1399,7 +1399,8 @@ on_both!(exchange_pushes_then_pulls_in_one_round_trip);
 
 /// The demo catalog in a data directory (and database): the `seed-demo` command, as a user
 /// would run it.
-fn seed_demo(data_dir: &std::path::Path, database_url: Option<&str>) {
+/// Runs `sop-server seed-demo` on `data_dir` (and `database_url`, else SQLite there).
+pub(crate) fn seed_demo(data_dir: &std::path::Path, database_url: Option<&str>) {
     let mut cmd = command();
     cmd.arg("seed-demo").arg("--data-dir").arg(data_dir);
     if let Some(url) = database_url {
@@ -1413,7 +1414,8 @@ fn seed_demo(data_dir: &std::path::Path, database_url: Option<&str>) {
     );
 }
 
-fn demo_catalog() -> (Uuid, Uuid) {
+/// The demo catalog's first review type and category.
+pub(crate) fn demo_catalog() -> (Uuid, Uuid) {
     let demo = sop_server::seed::demo();
     (demo.review_types[0].rt_id.0, demo.categories[0].dc_id.0)
 }

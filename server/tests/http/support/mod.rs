@@ -152,6 +152,15 @@ pub async fn reply(resp: reqwest::Response) -> Reply {
     }
 }
 
+/// The `content-type` of a response's `headers`, or `""`.
+pub fn content_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The real server binary, running.
 pub struct TestServer {
     child: Option<Child>,
