@@ -4,7 +4,8 @@
 //! The numbers are this process's own, kept in memory since it started: HTTP requests by
 //! method, route and status, their durations, requests in flight, the answers given to pushed
 //! operations, open live connections, and the database pool. Several instances are told apart
-//! by Prometheus's `instance` label, as usual.
+//! by Prometheus's `instance` label, as usual. One number is read from the database at each
+//! scrape: the outbox's rows per delivery status (shared by all instances).
 //!
 //! **Nothing personal.** A label is a route *template* (`/sync/v1/upload/{sha256}`, never the
 //! path a client sent), one of a fixed set of methods, a status code or an outcome name. Ids,
@@ -165,8 +166,10 @@ impl Metrics {
         LiveConnection(self.clone())
     }
 
-    /// The text exposition of every metric, with the database pool's state read now.
-    pub fn render(&self, db: &Db) -> String {
+    /// The text exposition of every metric, with the database pool's state read now and the
+    /// outbox's rows per status as counted just before (`None` when the count failed: the
+    /// family is left out rather than the scrape failing).
+    pub fn render(&self, db: &Db, outbox: Option<&[(String, i64)]>) -> String {
         let mut o = String::new();
         family(
             &mut o,
@@ -217,6 +220,17 @@ impl Metrics {
             "sop_db_connections{{state=\"in_use\"}} {}",
             size.saturating_sub(idle)
         );
+        if let Some(rows) = outbox {
+            family(
+                &mut o,
+                "sop_outbox_rows",
+                "gauge",
+                "Outbound calls in the outbox, by delivery status.",
+            );
+            for (status, n) in rows {
+                let _ = writeln!(o, "sop_outbox_rows{{status=\"{}\"}} {n}", escape(status));
+            }
+        }
         o
     }
 
@@ -319,9 +333,16 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Respons
         return AppError::Unauthorized("the metrics need the configured bearer token".to_owned())
             .into_response();
     }
+    let outbox = match state.store.count_outbox().await {
+        Ok(rows) => Some(rows),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot count the outbox");
+            None
+        }
+    };
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        state.metrics.render(&state.db),
+        state.metrics.render(&state.db, outbox.as_deref()),
     )
         .into_response()
 }

@@ -26,6 +26,12 @@ impl Store {
         Ok(Paged { items, total, page })
     }
 
+    /// Outbox rows per delivery status (`pending`, `delivering`, `done`, `failed`), for the
+    /// metrics.
+    pub async fn count_outbox(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(read_tx!(&self.db, |tx| tx.count_outbox().await)?)
+    }
+
     /// Adds an outbound call made outside a case command (the sandbox's callback retry);
     /// false when a row with the same idempotency key exists already.
     pub async fn enqueue_outbox(&self, row: &OutboxRow) -> Result<bool, StoreError> {

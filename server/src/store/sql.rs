@@ -198,6 +198,8 @@ pub trait Tx: Send {
         &mut self,
         window: Window,
     ) -> impl Future<Output = R<(Vec<OutboxRow>, i64)>> + Send;
+    /// Outbox rows per delivery status.
+    fn count_outbox(&mut self) -> impl Future<Output = R<Vec<(String, i64)>>> + Send;
 
     fn insert_blob(
         &mut self,
@@ -921,6 +923,12 @@ macro_rules! impl_tx {
                 .execute(&mut **self)
                 .await?;
                 Ok(())
+            }
+
+            async fn count_outbox(&mut self) -> R<Vec<(String, i64)>> {
+                sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")
+                    .fetch_all(&mut **self)
+                    .await
             }
 
             async fn list_outbox(&mut self, w: Window) -> R<(Vec<OutboxRow>, i64)> {

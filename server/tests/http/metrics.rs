@@ -1,6 +1,6 @@
 //! `GET /metrics` (DESIGN §4 "Operations"): the real binary on SQLite and on PostgreSQL counts
-//! requests under their route templates, pushed operations by answer and open live
-//! connections, behind the configured bearer token, and no label or value carries an id, a
+//! requests under their route templates, pushed operations by answer, open live connections
+//! and outbox rows, behind the configured bearer token, and no label or value carries an id, a
 //! path a client sent or anything a patient wrote.
 
 use crate::support::{ServerOptions, TestPg, TestServer, content_type, mint_token};
@@ -119,6 +119,19 @@ async fn requests_pushes_and_live_connections_are_counted(database_url: Option<S
     assert_eq!(created.status, 200, "{created:?}");
     let case_id: CaseId =
         serde_json::from_value(created.body["data"]["case_id"].clone()).expect("a case id");
+    // A submitted case: its notification to the admins is one outbound call.
+    let submitted = server
+        .post(
+            "/app/create-case",
+            Some(&patient),
+            Some(
+                &json!({"rt_id": rt, "dc_id": dc, "medical_history": TYPED, "patient_age": 40,
+                        "patient_gender": "male", "questions": "Surgery?", "submit": true})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(submitted.status, 200, "{submitted:?}");
     let missing = server.get(&format!("/no/such/path/{case_id}")).await;
     assert_eq!(missing.status, 404);
     let body = push_body(case_id);
@@ -149,7 +162,7 @@ async fn requests_pushes_and_live_connections_are_counted(database_url: Option<S
     let count = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}:\n{text}"));
     assert_eq!(
         count(r#"sop_http_requests_total{method="POST",route="/app/create-case",status="200"}"#),
-        1.0
+        2.0
     );
     assert_eq!(
         count(r#"sop_http_requests_total{method="POST",route="/sync/v1/push",status="200"}"#),
@@ -180,6 +193,7 @@ async fn requests_pushes_and_live_connections_are_counted(database_url: Option<S
         (1.0, 1.0, 2.0)
     );
     assert!(count(r#"sop_db_connections{state="idle"}"#) >= 0.0);
+    assert!(text.contains("# TYPE sop_outbox_rows gauge"), "{text}");
     assert!(count("sop_uptime_seconds") > 0.0);
     // Nothing personal: not the typed text, the case id, the user or a path a client sent.
     for secret in [
@@ -194,6 +208,8 @@ async fn requests_pushes_and_live_connections_are_counted(database_url: Option<S
 
     drop(socket);
     eventually(&server, "sop_live_connections", 0.0).await;
+    // Read from the database at each scrape: the one outbound call, delivered.
+    eventually(&server, r#"sop_outbox_rows{status="done"}"#, 1.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
