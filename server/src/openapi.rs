@@ -427,6 +427,11 @@ const SYNC_PULL: &[Field] = &[
     req("cursor", Int).doc("0 on first sync, else the previous answer's cursor (opaque)"),
     opt("limit", Int).doc("feed rows to read at most (the server caps it)"),
 ];
+const OUTBOX: &[Field] = &[
+    opt("status", Enum(&["pending", "delivering", "done", "failed"])),
+    opt("case_id", Uuid),
+];
+const RETRY_OUTBOX: &[Field] = &[req("outbox_id", Uuid)];
 const SYNC_EXCHANGE: &[Field] = &[
     req("push", Object).doc("a push body (device_id, ops)"),
     req("pull", Object).doc("a pull body (cursor, limit), answered after the push"),
@@ -494,7 +499,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     post("/admin/cancel-case", "Cancel a case (T16)", Json(CLOSE), Data),
     post("/admin/reject-case", "Reject a case (T17)", Json(CLOSE), Data),
     post("/admin/audit-log", "The audit log, newest first", Json(AUDIT_LOG), Page),
-    post("/admin/outbox", "Outbound calls and their delivery attempts, newest first", Json(NONE), Page),
+    post("/admin/outbox", "Outbound calls and their delivery attempts, newest first; status and case_id filter", Json(OUTBOX), Page),
+    post("/admin/retry-outbox", "Put a failed outbound call back in the queue (same idempotency key) → {outbox_id, status}; 409 unless failed", Json(RETRY_OUTBOX), Data),
     post("/admin/list-notifications", "The admins' inbox, in the request language", Json(NONE), Page),
     post("/admin/get-report", "The final report PDF (audited; 409 while not ready)", Json(REPORT), Reply::Pdf),
     // Job triggers.

@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/reject-case", post(cases::reject_case))
         .route("/audit-log", post(records::audit_log))
         .route("/outbox", post(records::outbox))
+        .route("/retry-outbox", post(records::retry_outbox))
         .route("/list-notifications", post(records::list_notifications))
         .route("/get-report", post(records::get_report))
 }

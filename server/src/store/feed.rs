@@ -1,7 +1,9 @@
-//! Notifications (the in-app inbox) and the outbox of outbound calls, as the API lists them.
+//! Notifications (the in-app inbox) and the outbox of outbound calls, as the API lists them, and
+//! an admin's retry of a call that failed for good.
 
+use super::audit::{self, AuditEntry, AuditMeta};
 use super::rows::{NotificationRow, OutboxRow};
-use super::sql::Tx;
+use super::sql::{OutboxFilter, Tx};
 use super::{Page, Paged, Store, StoreError, read_tx, write_tx};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -20,10 +22,53 @@ impl Store {
         Ok(Paged { items, total, page })
     }
 
-    /// Every outbound call, newest first, with its delivery state (for admins).
-    pub async fn list_outbox(&self, page: Page) -> Result<Paged<OutboxRow>, StoreError> {
-        let (items, total) = read_tx!(&self.db, |tx| tx.list_outbox(page.window()).await)?;
+    /// The outbound calls matching `filter`, newest first, with their delivery state (for
+    /// admins).
+    pub async fn list_outbox(
+        &self,
+        filter: &OutboxFilter,
+        page: Page,
+    ) -> Result<Paged<OutboxRow>, StoreError> {
+        let (items, total) = read_tx!(&self.db, |tx| tx.list_outbox(filter, page.window()).await)?;
         Ok(Paged { items, total, page })
+    }
+
+    /// Puts an outbound call that failed for good back in the queue (an admin's retry, once
+    /// the other side is fixed): `pending`, attempts from zero, due now, with the idempotency
+    /// key it always had, so the other side still acts at most once. Audited, whatever the
+    /// answer.
+    pub async fn retry_outbox(
+        &self,
+        id: Uuid,
+        meta: &AuditMeta,
+        now: DateTime<Utc>,
+    ) -> Result<Retry, StoreError> {
+        write_tx!(&self.db, |tx| {
+            let (retry, case_id) = match tx.outbox_state(id).await? {
+                None => (Retry::Unknown, None),
+                Some((status, case_id)) if status != "failed" => {
+                    (Retry::NotFailed(status), case_id)
+                }
+                // Another admin's retry may have come first: the row is queued either way.
+                Some((_, case_id)) => {
+                    tx.requeue_failed_outbox(id, now).await?;
+                    (Retry::Queued, case_id)
+                }
+            };
+            let outcome = match &retry {
+                Retry::Queued => "ok",
+                Retry::Unknown => "not_found",
+                Retry::NotFailed(_) => "refused:not_failed",
+            };
+            let entry = AuditEntry {
+                action: "retry_outbox",
+                case_id,
+                resource_id: Some(id.to_string()),
+                outcome: outcome.to_owned(),
+            };
+            audit::append(&mut tx, meta, entry, now).await?;
+            Ok(retry)
+        })
     }
 
     /// Outbox rows per delivery status (`pending`, `delivering`, `done`, `failed`), for the
@@ -76,4 +121,15 @@ impl Store {
                 .await
         })?)
     }
+}
+
+/// What an admin's retry of an outbound call did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Back in the queue; the worker delivers it shortly.
+    Queued,
+    /// No such row.
+    Unknown,
+    /// Only a `failed` row can be retried; this one is in the given status.
+    NotFailed(String),
 }

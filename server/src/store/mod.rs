@@ -24,9 +24,10 @@ pub mod sql;
 pub use audit::{AuditEntry, AuditMeta, ChainReport};
 pub use cases::{ADMINS_RECIPIENT, Executed};
 pub use docs::{Edit, StoredContent, server_actor};
+pub use feed::Retry;
 pub use feed_log::{FeedPage, Pulled, SnapshotExtras, SnapshotPage};
 pub use push::{PushItem, PushOp, Pushed, Pusher};
-pub use sql::{AuditFilter, CaseFilter, FeedViewer, Tx, Window};
+pub use sql::{AuditFilter, CaseFilter, FeedViewer, OutboxFilter, Tx, Window};
 
 use crate::db::Db;
 use crate::hints::{Hint, Hints};

@@ -50,6 +50,14 @@ pub struct AuditFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// Which outbox rows an admin lists; every field optional.
+#[derive(Clone, Debug, Default)]
+pub struct OutboxFilter {
+    /// `pending`, `delivering`, `done` or `failed`.
+    pub status: Option<String>,
+    pub case_id: Option<Uuid>,
+}
+
 /// Whose feed is read: decides which cases' rows are candidates (visibility itself is decided
 /// afterwards, with the core, on the cases' current state).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,8 +204,21 @@ pub trait Tx: Send {
     ) -> impl Future<Output = R<()>> + Send;
     fn list_outbox(
         &mut self,
+        filter: &OutboxFilter,
         window: Window,
     ) -> impl Future<Output = R<(Vec<OutboxRow>, i64)>> + Send;
+    /// A row's status and case, if the row exists.
+    fn outbox_state(
+        &mut self,
+        id: Uuid,
+    ) -> impl Future<Output = R<Option<(String, Option<Uuid>)>>> + Send;
+    /// Puts a `failed` row back in the queue: `pending`, no attempts, due at `now`; false when
+    /// the row is not `failed` (any more).
+    fn requeue_failed_outbox(
+        &mut self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = R<bool>> + Send;
     /// Outbox rows per delivery status.
     fn count_outbox(&mut self) -> impl Future<Output = R<Vec<(String, i64)>>> + Send;
 
@@ -931,18 +952,44 @@ macro_rules! impl_tx {
                     .await
             }
 
-            async fn list_outbox(&mut self, w: Window) -> R<(Vec<OutboxRow>, i64)> {
-                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-                    .fetch_one(&mut **self)
-                    .await?;
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY created_at DESC, outbox_id LIMIT $1 OFFSET $2"
-                )))
-                .bind(w.limit)
-                .bind(w.offset)
-                .fetch_all(&mut **self)
-                .await?;
+            async fn list_outbox(&mut self, f: &OutboxFilter, w: Window) -> R<(Vec<OutboxRow>, i64)> {
+                let push_where = |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" WHERE 1 = 1");
+                    if let Some(s) = &f.status {
+                        qb.push(" AND status = ").push_bind(s.clone());
+                    }
+                    if let Some(c) = f.case_id {
+                        qb.push(" AND case_id = ").push_bind(c);
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM outbox");
+                push_where(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut **self).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new(format!("SELECT {OUTBOX_COLUMNS} FROM outbox"));
+                push_where(&mut page);
+                page.push(" ORDER BY created_at DESC, outbox_id LIMIT ").push_bind(w.limit)
+                    .push(" OFFSET ").push_bind(w.offset);
+                let rows: Vec<OutboxRow> = page.build_query_as().fetch_all(&mut **self).await?;
                 Ok((rows, total))
+            }
+
+            async fn outbox_state(&mut self, id: Uuid) -> R<Option<(String, Option<Uuid>)>> {
+                sqlx::query_as("SELECT status, case_id FROM outbox WHERE outbox_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **self)
+                    .await
+            }
+
+            async fn requeue_failed_outbox(&mut self, id: Uuid, now: DateTime<Utc>) -> R<bool> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
+                     WHERE outbox_id = $1 AND status = 'failed'",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut **self)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn insert_blob(&mut self, sha256: &str, size: i64, content_type: &str, at: DateTime<Utc>) -> R<()> {

@@ -1085,7 +1085,8 @@ on_both_databases!(a_success_for_a_superseded_attempt_is_refunded_and_the_newer_
 /// SPEC §5: a refund the platform does not make is `refund_failed`, shown to admins on the case
 /// (payment and timeline), in their inbox and by push. A decline (`{status: "failed"}`) is
 /// retried with backoff and may still go through; a 4xx is final: the outbox row turns
-/// `failed` at once and is not repeated (`docs/adr/0007-platform-clients.md`).
+/// `failed` at once and is not repeated (`docs/adr/0007-platform-clients.md`) until an admin
+/// retries it (`/admin/retry-outbox`), which then refunds the case.
 async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins(
     database_url: Option<String>,
 ) {
@@ -1148,25 +1149,7 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins(
         (case["payment"]["refund"] == "refunded").then_some(())
     })
     .await;
-    let tried = platform
-        .payments
-        .seen()
-        .into_iter()
-        .filter(|s| s.path == refunds(&declined_ref))
-        .collect::<Vec<_>>();
-    assert_eq!(tried.len(), 2, "{tried:?}");
-    assert!(
-        tried
-            .iter()
-            .all(|s| s.key == Some(format!("refund:{declined_ref}")))
-    );
-    assert_eq!(
-        timeline(&api.details(&declined).await)
-            .into_iter()
-            .filter(|k| k.starts_with("refund"))
-            .collect::<Vec<_>>(),
-        ["refund_requested", "refund_failed", "refunded"]
-    );
+    asked_twice_then_refunded(&platform, &api, &declined, &declined_ref).await;
 
     // The rejected one was asked once, its row is `failed` with the status, nothing retries it.
     let rows = api.settled().await;
@@ -1212,9 +1195,135 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins(
         assert_eq!(refund_pushes, pairs(expected), "{case_id}");
     }
     assert_no_health_information(&pushes);
+
+    // Once the platform accepts it, an admin finds the failed refund and retries it: the same
+    // key is sent again, the case is refunded and the patient told.
+    platform.payments.answer_with(
+        "POST",
+        &refunds(&rejected_ref),
+        200,
+        json!({"status": "refunded"}),
+    );
+    let failed = api
+        .ok(
+            "/admin/outbox",
+            ADMIN,
+            json!({"status": "failed", "case_id": rejected}),
+        )
+        .await;
+    let failed = failed.as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["kind"], "refund");
+    let outbox_id = failed[0]["outbox_id"].clone();
+    let queued = api
+        .ok(
+            "/admin/retry-outbox",
+            ADMIN,
+            json!({"outbox_id": outbox_id}),
+        )
+        .await;
+    assert_eq!(queued, json!({"outbox_id": outbox_id, "status": "pending"}));
+    eventually("the retried refund to go through", || async {
+        let case = api.details(&rejected).await;
+        (case["payment"]["refund"] == "refunded").then_some(())
+    })
+    .await;
+    asked_twice_then_refunded(&platform, &api, &rejected, &rejected_ref).await;
+    let row = api
+        .ok("/admin/outbox", ADMIN, json!({"case_id": rejected}))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["outbox_id"] == outbox_id)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&row["status"], &row["attempts"]),
+        (&json!("done"), &json!(1))
+    );
+    eventually("the patient to be told", || async {
+        push_kinds(&platform.pushes(), &rejected)
+            .contains(&(PATIENT.to_owned(), "refund_completed".to_owned()))
+            .then_some(())
+    })
+    .await;
+
+    // A call that is not `failed` is not retried (409), an unknown one is 404, a bad status
+    // filter is 400; every retry is in the audit log.
+    let again = api
+        .post(
+            "/admin/retry-outbox",
+            ADMIN,
+            json!({"outbox_id": outbox_id}),
+        )
+        .await;
+    assert_eq!((again.status, again.code()), (409, 1002), "{again:?}");
+    assert!(again.message().contains("done"), "{again:?}");
+    let unknown = api
+        .post(
+            "/admin/retry-outbox",
+            ADMIN,
+            json!({"outbox_id": uuid::Uuid::now_v7()}),
+        )
+        .await;
+    assert_eq!((unknown.status, unknown.code()), (404, 1002), "{unknown:?}");
+    let bad = api
+        .post("/admin/outbox", ADMIN, json!({"status": "lost"}))
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, 1002), "{bad:?}");
+    let audit = api
+        .ok(
+            "/admin/audit-log",
+            ADMIN,
+            json!({"case_id": rejected, "size": 100}),
+        )
+        .await;
+    let retries: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "retry_outbox")
+        .collect();
+    assert_eq!(
+        retries
+            .iter()
+            .map(|r| (
+                r["outcome"].as_str().unwrap(),
+                r["user_id"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [("refused:not_failed", ADMIN), ("ok", ADMIN)],
+        "newest first"
+    );
 }
 
 on_both_databases!(refunds_the_platform_declines_or_rejects_are_shown_to_admins);
+
+/// The refund of the payment `reference` of `case_id` was asked twice, each time with its
+/// idempotency key, and the case's timeline went requested → failed → refunded.
+async fn asked_twice_then_refunded(platform: &Platform, api: &Api, case_id: &str, reference: &str) {
+    let path = format!("/v1/payments/{reference}/refunds");
+    let tried: Vec<Seen> = platform
+        .payments
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == path)
+        .collect();
+    assert_eq!(tried.len(), 2, "{tried:?}");
+    assert!(
+        tried
+            .iter()
+            .all(|s| s.key == Some(format!("refund:{reference}")))
+    );
+    assert_eq!(
+        timeline(&api.details(case_id).await)
+            .into_iter()
+            .filter(|k| k.starts_with("refund"))
+            .collect::<Vec<_>>(),
+        ["refund_requested", "refund_failed", "refunded"]
+    );
+}
 
 /// SPEC §5: payments pending for over an hour are looked up on the platform over HTTP. A
 /// success there follows the payment-succeeded rules (paid, invoice, notices), a failure the

@@ -330,7 +330,10 @@ impl Harness {
     async fn outbox(&self) -> Vec<OutboxRow> {
         self.state
             .store
-            .list_outbox(Page::new(Some(1), Some(100)))
+            .list_outbox(
+                &sop_server::store::OutboxFilter::default(),
+                Page::new(Some(1), Some(100)),
+            )
             .await
             .expect("outbox")
             .items

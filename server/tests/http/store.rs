@@ -256,7 +256,13 @@ async fn commands_store_state_events_and_audit(store: &Store) {
     // The payment is findable by id (callbacks), outbox rows exist for the effects.
     let payment = stored.current_payment().unwrap().payment_id;
     assert_eq!(store.case_of_payment(payment).await.unwrap(), Some(case));
-    let outbox = store.list_outbox(Page::new(None, Some(100))).await.unwrap();
+    let outbox = store
+        .list_outbox(
+            &sop_server::store::OutboxFilter::default(),
+            Page::new(None, Some(100)),
+        )
+        .await
+        .unwrap();
     let kinds: Vec<&str> = outbox.items.iter().map(|o| o.kind.as_str()).collect();
     assert!(
         kinds.contains(&"create_payment") && kinds.contains(&"invoice"),

@@ -137,6 +137,9 @@ pub enum Fixture {
     AwaitingPayment,
     /// As [`Fixture::AwaitingPayment`], then the payment failed.
     PaymentFailed,
+    /// Coordinator `C1` assigned, and the call asking the platform for the payment link failed
+    /// for good (its outbox row `failed`).
+    FailedCall,
     /// Paid; specialists `S1`, `S2` assigned by `C1`; a document request of `S1` open, with one
     /// document uploaded for it.
     Assigned,
@@ -153,6 +156,7 @@ pub struct Ctx {
     pub document_id: Uuid,
     pub request_id: Uuid,
     pub payment_id: Uuid,
+    pub outbox_id: Uuid,
 }
 
 /// A prepared application.
@@ -213,6 +217,7 @@ pub async fn prepare_with(fixture: Fixture, limits: Limits) -> World {
         document_id: Uuid::new_v4(),
         request_id: Uuid::new_v4(),
         payment_id: Uuid::new_v4(),
+        outbox_id: Uuid::new_v4(),
     };
     match fixture {
         Fixture::Catalog => {}
@@ -227,6 +232,7 @@ pub async fn prepare_with(fixture: Fixture, limits: Limits) -> World {
         Fixture::AwaitingPayment | Fixture::PaymentFailed => {
             awaiting_payment(&flow, &mut ctx, fixture == Fixture::PaymentFailed).await;
         }
+        Fixture::FailedCall => failed_call(&flow, &mut ctx).await,
         Fixture::Assigned | Fixture::OpinionsIn | Fixture::Completed => {
             assigned(&flow, &mut ctx).await;
             if fixture != Fixture::Assigned {
@@ -260,6 +266,39 @@ async fn awaiting_payment(flow: &Flow, ctx: &mut Ctx, failed: bool) {
     }
     ctx.case_id = case_id.0;
     ctx.payment_id = payment_id.0;
+}
+
+/// A submitted case with coordinator `C1` whose payment-link call failed for good.
+async fn failed_call(flow: &Flow, ctx: &mut Ctx) {
+    let case_id = flow.create_case(OWNER, true).await;
+    flow.assign_coordinator(case_id, None).await;
+    let store = &flow.state.store;
+    let filter = sop_server::store::OutboxFilter {
+        case_id: Some(case_id.0),
+        status: Some("pending".to_owned()),
+    };
+    let rows = store
+        .list_outbox(&filter, sop_server::store::Page::new(None, Some(100)))
+        .await
+        .expect("outbox");
+    let row = rows
+        .items
+        .iter()
+        .find(|r| r.kind == "create_payment")
+        .expect("the payment-link call");
+    store
+        .finish_outbox(
+            row.outbox_id,
+            "failed",
+            10,
+            Utc::now(),
+            Some("HTTP 500"),
+            None,
+        )
+        .await
+        .expect("fail the call");
+    ctx.case_id = case_id.0;
+    ctx.outbox_id = row.outbox_id;
 }
 
 /// A case in `doctors_assigned` with an open document request of `S1` and a document for it.
@@ -590,7 +629,8 @@ pub fn rows() -> Vec<Row> {
         row(Post, "/admin/cancel-case", Assigned, |c| Req::Json(json!({"case_id": c.case_id, "reason": "Duplicate case"})), ADMIN_ONLY),
         row(Post, "/admin/reject-case", Submitted, |c| Req::Json(json!({"case_id": c.case_id, "reason": "Out of scope"})), ADMIN_ONLY),
         row(Post, "/admin/audit-log", Assigned, |c| Req::Json(json!({"case_id": c.case_id})), ADMIN_ONLY),
-        row(Post, "/admin/outbox", Assigned, empty, ADMIN_ONLY),
+        row(Post, "/admin/outbox", Assigned, |c| Req::Json(json!({"status": "done", "case_id": c.case_id})), ADMIN_ONLY),
+        row(Post, "/admin/retry-outbox", FailedCall, |c| Req::Json(json!({"outbox_id": c.outbox_id})), ADMIN_ONLY),
         row(Post, "/admin/list-notifications", Submitted, empty, ADMIN_ONLY),
         row(Post, "/admin/get-report", Completed, case, ADMIN_ONLY),
         // ----- /scheduler (an admin token, ADR 0002) --------------------------------------------

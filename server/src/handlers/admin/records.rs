@@ -1,10 +1,10 @@
 //! What admins read besides cases: the audit log (SPEC §8), the outbox of outbound calls with
-//! their delivery state (DESIGN §4), the admins' notification inbox (SPEC §7) and a case's
-//! report PDF (SPEC §8: admins see the report).
+//! their delivery state (DESIGN §4) and the retry of a call that failed for good, the admins'
+//! notification inbox (SPEC §7) and a case's report PDF (SPEC §8: admins see the report).
 
 use crate::api::{PageQuery, RequestMeta, paged};
 use crate::auth::AdminAuth;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, ok};
 use crate::error::AppError;
 use crate::extract::{Json, JsonOrEmpty};
 use crate::handlers::app::{NotificationItem, inbox};
@@ -12,7 +12,7 @@ use crate::handlers::downloads::{self, ReportRequest};
 use crate::lang::RequestLang;
 use crate::state::AppState;
 use crate::store::rows::{AuditRow, OutboxRow};
-use crate::store::{ADMINS_RECIPIENT, AuditFilter};
+use crate::store::{ADMINS_RECIPIENT, AuditFilter, OutboxFilter, Retry};
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -99,14 +99,94 @@ impl From<OutboxRow> for OutboxItem {
     }
 }
 
-/// `POST /admin/outbox`: every outbound call, newest first, with its delivery attempts.
+/// The delivery states of an outbound call.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Pending,
+    Delivering,
+    Done,
+    Failed,
+}
+
+impl OutboxStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivering => "delivering",
+            OutboxStatus::Done => "done",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The filters of `outbox`, all optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct OutboxRequest {
+    #[serde(flatten)]
+    pub page: PageQuery,
+    pub status: Option<OutboxStatus>,
+    pub case_id: Option<CaseId>,
+}
+
+/// `POST /admin/outbox`: the outbound calls (of a status, of a case), newest first, with their
+/// delivery attempts.
 pub async fn outbox(
     State(state): State<AppState>,
     AdminAuth(_user): AdminAuth,
-    JsonOrEmpty(req): JsonOrEmpty<PageQuery>,
+    JsonOrEmpty(req): JsonOrEmpty<OutboxRequest>,
 ) -> Result<Envelope<Vec<OutboxItem>>, AppError> {
-    let page = state.store.list_outbox(req.page()).await?;
+    let filter = OutboxFilter {
+        status: req.status.map(|s| s.as_str().to_owned()),
+        case_id: req.case_id.map(|c| c.0),
+    };
+    let page = state.store.list_outbox(&filter, req.page.page()).await?;
     Ok(paged(page, OutboxItem::from))
+}
+
+/// The body of `retry-outbox`.
+#[derive(Debug, Deserialize)]
+pub struct RetryOutboxRequest {
+    pub outbox_id: Uuid,
+}
+
+/// The answer of `retry-outbox`.
+#[derive(Debug, Serialize)]
+pub struct RetriedCall {
+    pub outbox_id: Uuid,
+    /// Always `pending`: the worker delivers it shortly.
+    pub status: OutboxStatus,
+}
+
+/// `POST /admin/retry-outbox`: puts a call that failed for good back in the queue (attempts
+/// from zero, the same idempotency key), for when the other side has been fixed. 404 for an
+/// unknown id, 409 for a call that is not `failed`.
+pub async fn retry_outbox(
+    State(state): State<AppState>,
+    AdminAuth(user): AdminAuth,
+    meta: RequestMeta,
+    Json(req): Json<RetryOutboxRequest>,
+) -> Result<Envelope<RetriedCall>, AppError> {
+    let audit = meta.audit(&super::admin_actor(&user));
+    match state
+        .store
+        .retry_outbox(req.outbox_id, &audit, state.now())
+        .await?
+    {
+        Retry::Queued => {
+            state.outbox_wake.notify();
+            Ok(ok(RetriedCall {
+                outbox_id: req.outbox_id,
+                status: OutboxStatus::Pending,
+            }))
+        }
+        Retry::Unknown => Err(AppError::NotFound(
+            "No outbound call has this outbox_id".to_owned(),
+        )),
+        Retry::NotFailed(status) => Err(AppError::Conflict(format!(
+            "Only a failed outbound call can be retried; this one is {status}"
+        ))),
+    }
 }
 
 /// `POST /admin/list-notifications`: the admins' shared inbox plus the caller's own, newest first,
