@@ -1144,11 +1144,6 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins(
     }
 
     // The declined one is retried after its backoff (5 s) with the same key, and refunded.
-    eventually("the declined refund to go through", || async {
-        let case = api.details(&declined).await;
-        (case["payment"]["refund"] == "refunded").then_some(())
-    })
-    .await;
     asked_twice_then_refunded(&platform, &api, &declined, &declined_ref).await;
 
     // The rejected one was asked once, its row is `failed` with the status, nothing retries it.
@@ -1223,11 +1218,6 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins(
         )
         .await;
     assert_eq!(queued, json!({"outbox_id": outbox_id, "status": "pending"}));
-    eventually("the retried refund to go through", || async {
-        let case = api.details(&rejected).await;
-        (case["payment"]["refund"] == "refunded").then_some(())
-    })
-    .await;
     asked_twice_then_refunded(&platform, &api, &rejected, &rejected_ref).await;
     let row = api
         .ok("/admin/outbox", ADMIN, json!({"case_id": rejected}))
@@ -1300,9 +1290,15 @@ async fn refunds_the_platform_declines_or_rejects_are_shown_to_admins(
 
 on_both_databases!(refunds_the_platform_declines_or_rejects_are_shown_to_admins);
 
-/// The refund of the payment `reference` of `case_id` was asked twice, each time with its
-/// idempotency key, and the case's timeline went requested → failed → refunded.
+/// Waits until the case `case_id` is refunded, then checks that the refund of its payment
+/// `reference` was asked twice, each time with its idempotency key, and that the case's
+/// timeline went requested → failed → refunded.
 async fn asked_twice_then_refunded(platform: &Platform, api: &Api, case_id: &str, reference: &str) {
+    eventually("the refund to go through", || async {
+        let case = api.details(case_id).await;
+        (case["payment"]["refund"] == "refunded").then_some(())
+    })
+    .await;
     let path = format!("/v1/payments/{reference}/refunds");
     let tried: Vec<Seen> = platform
         .payments
