@@ -212,13 +212,13 @@ pub trait Tx: Send {
         &mut self,
         id: Uuid,
     ) -> impl Future<Output = R<Option<(String, Option<Uuid>)>>> + Send;
-    /// Puts a `failed` row back in the queue: `pending`, no attempts, due at `now`; false when
-    /// the row is not `failed` (any more).
+    /// Puts a `failed` row back in the queue: `pending`, no attempts, due at `now`; a row that
+    /// is not `failed` (any more) is left as it is.
     fn requeue_failed_outbox(
         &mut self,
         id: Uuid,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = R<bool>> + Send;
+    ) -> impl Future<Output = R<()>> + Send;
     /// Outbox rows per delivery status.
     fn count_outbox(&mut self) -> impl Future<Output = R<Vec<(String, i64)>>> + Send;
 
@@ -980,16 +980,16 @@ macro_rules! impl_tx {
                     .await
             }
 
-            async fn requeue_failed_outbox(&mut self, id: Uuid, now: DateTime<Utc>) -> R<bool> {
-                let done = sqlx::query(
+            async fn requeue_failed_outbox(&mut self, id: Uuid, now: DateTime<Utc>) -> R<()> {
+                sqlx::query(
                     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2 \
                      WHERE outbox_id = $1 AND status = 'failed'",
                 )
                 .bind(id)
                 .bind(now)
                 .execute(&mut **self)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                .await
+                .map(drop)
             }
 
             async fn insert_blob(&mut self, sha256: &str, size: i64, content_type: &str, at: DateTime<Utc>) -> R<()> {
